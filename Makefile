@@ -1,0 +1,120 @@
+# airlock -- one Makefile for build, test, fuzz, bench and run.
+# Three builds share the same sources:
+#   build/rel   optimised, the ./airlock binary users run
+#   build/asan  ASan+UBSan, used by unit tests and hostile-input end-to-end tests
+#   build/fuzz  clang libFuzzer instrumentation, one binary per fuzz/fuzz_*.c
+# Only files named *avx2*.c / *avx512*.c get ISA flags; CPU features are picked at run time.
+
+VERSION   := 0.1.0
+CC        ?= cc
+CLANG     ?= clang
+PKGS      := libcrypto jansson libarchive libmicrohttpd libpcre2-8 libseccomp
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+WARN      := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wno-format-truncation
+BASEFLAGS  = -std=c11 -D_GNU_SOURCE -Isrc -DAIRLOCK_VERSION='"$(VERSION)"' $(WARN) $(PKG_CFLAGS) -MMD -MP
+LIBS       = $(PKG_LIBS) -lpthread -lm
+AVX2FLAGS   := -mavx2 -mfma -mf16c -mbmi2
+AVX512FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma -mf16c -mbmi2
+
+REL_CFLAGS  := -O2 -g
+ASAN_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -DAIRLOCK_FUZZ
+
+SRC       := $(sort $(shell find src -name '*.c' ! -path src/main.c))
+TESTS     := $(sort $(wildcard tests/unit/test_*.c))
+FUZZERS   := $(sort $(wildcard fuzz/fuzz_*.c))
+E2E       := $(sort $(wildcard tests/e2e/*.sh))
+WEB       := $(sort $(wildcard web/*))
+
+isa = $(if $(findstring avx512,$(notdir $1)),$(AVX512FLAGS),$(if $(findstring avx2,$(notdir $1)),$(AVX2FLAGS),))
+
+REL_OBJ  := $(SRC:%.c=build/rel/%.o)
+ASAN_OBJ := $(SRC:%.c=build/asan/%.o)
+FUZZ_OBJ := $(SRC:%.c=build/fuzz/%.o)
+TEST_BIN := $(TESTS:tests/unit/%.c=build/asan/tests/%)
+FUZZ_BIN := $(FUZZERS:fuzz/%.c=build/fuzz/bin/%)
+
+FUZZ_SECONDS ?= 8
+export ASAN_OPTIONS  ?= detect_leaks=1:abort_on_error=0:strict_string_checks=1
+export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
+
+.PHONY: all deps test unit e2e fuzz-smoke fuzz bench run clean lint node-deps asan fuzz-build
+all: airlock
+
+deps:
+	@scripts/deps.sh
+
+airlock: build/rel/airlock
+	@cp $< $@
+
+build/rel/airlock: build/rel/src/main.o build/rel/libairlock.a
+	$(CC) $(REL_CFLAGS) -o $@ $^ $(LIBS)
+build/asan/airlock: build/asan/src/main.o build/asan/libairlock.a
+	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(LIBS)
+asan: build/asan/airlock
+
+build/rel/libairlock.a: $(REL_OBJ)
+	@rm -f $@; ar rcs $@ $^
+build/asan/libairlock.a: $(ASAN_OBJ)
+	@rm -f $@; ar rcs $@ $^
+build/fuzz/libairlock.a: $(FUZZ_OBJ)
+	@rm -f $@; ar rcs $@ $^
+
+build/rel/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) $(REL_CFLAGS) $(call isa,$<) -c $< -o $@
+build/asan/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) $(ASAN_CFLAGS) $(call isa,$<) -c $< -o $@
+build/fuzz/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CLANG) $(BASEFLAGS) $(FUZZ_CFLAGS) $(call isa,$<) -c $< -o $@
+
+# web assets compiled into the binary
+build/rel/src/server/assets.o build/asan/src/server/assets.o build/fuzz/src/server/assets.o: $(WEB)
+
+# --- unit tests (cmocka, ASan+UBSan) --------------------------------------------------
+build/asan/tests/%: tests/unit/%.c build/asan/libairlock.a
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) $(ASAN_CFLAGS) -Itests -o $@ $< build/asan/libairlock.a $(LIBS) -lcmocka
+
+unit: $(TEST_BIN)
+	@scripts/run-unit.sh $(TEST_BIN)
+
+# --- end-to-end tests (real sha256sum, minisign, gpgv, node clients) --------------------
+e2e: airlock build/asan/airlock
+	@AIRLOCK=$(CURDIR)/airlock AIRLOCK_ASAN=$(CURDIR)/build/asan/airlock scripts/run-e2e.sh $(E2E)
+
+# --- fuzzing ----------------------------------------------------------------------------
+build/fuzz/bin/%: fuzz/%.c build/fuzz/libairlock.a
+	@mkdir -p $(dir $@)
+	$(CLANG) $(BASEFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< build/fuzz/libairlock.a $(LIBS)
+fuzz-build: $(FUZZ_BIN)
+fuzz-smoke: $(FUZZ_BIN)
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/run-fuzz.sh $(FUZZ_BIN)
+fuzz: $(FUZZ_BIN)
+	@FUZZ_SECONDS=$${FUZZ_SECONDS:-120} scripts/run-fuzz.sh $(FUZZ_BIN)
+
+# every suite runs even when an earlier one fails; summary.sh prints 'N passed, N failed'
+test: deps
+	@rm -rf build/results
+	@$(MAKE) --no-print-directory airlock build/asan/airlock $(TEST_BIN) $(FUZZ_BIN)
+	@$(MAKE) --no-print-directory unit || true
+	@$(MAKE) --no-print-directory e2e || true
+	@$(MAKE) --no-print-directory fuzz-smoke || true
+	@scripts/summary.sh
+
+bench: deps airlock
+	@scripts/run-bench.sh
+
+run: deps airlock
+	@scripts/run.sh
+
+lint:
+	@scripts/lint.sh
+
+clean:
+	rm -rf build airlock
+
+-include $(shell find build -name '*.d' 2>/dev/null)
