@@ -2,6 +2,7 @@
 # Run each cmocka unit-test binary; record PASS/FAIL lines in build/results/unit.txt.
 set -u
 mkdir -p build/results
+export SHARED=${SHARED:-$(cd .. && pwd)/shared}
 out=build/results/unit.txt; : > "$out"
 rc=0
 for t in "$@"; do

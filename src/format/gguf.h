@@ -71,7 +71,8 @@ struct gguf_limits {
 };
 
 struct gguf {
-    struct fsx_map map;          /* when opened from a file */
+    struct fsx_map map;          /* valid only when mapped */
+    bool mapped;                 /* true when gguf_open owns map */
     const uint8_t *base;         /* input start */
     size_t size;                 /* bytes of input available */
     uint64_t file_size;          /* bytes of the whole file (>= size when header-only) */
