@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# bench/engine.sh -- airlock bench vs llama-bench on the same GGUF files, same thread count, in
+# one run. Builds the peer with ../shared/tools/build-llama-cpp.sh (cached under ~/.cache) and
+# random-weight models in real shapes with ../shared/tools/make-random-llama.py, quantized by
+# the peer's llama-quantize (cached). Prints pp/tg tok/s for both, the ratios, and the decode
+# memory-bandwidth bound (model bytes per token / measured read bandwidth).
+# Env: THREADS (2), PP (512), TG (128), REPS (3), PRESETS ("smollm2-135m tinyllama-1.1b"),
+#      QUANTS ("Q8_0 Q4_K_M").
+set -euo pipefail
+ROOT=${ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
+SHARED=${SHARED:-$(cd "$ROOT/.." && pwd)/shared}
+AIRLOCK=${AIRLOCK:-$ROOT/airlock}
+THREADS=${THREADS:-2}; PP=${PP:-512}; TG=${TG:-128}; REPS=${REPS:-3}
+PRESETS=${PRESETS:-"smollm2-135m tinyllama-1.1b"}
+QUANTS=${QUANTS:-"Q8_0 Q4_K_M"}
+cache=${AIRLOCK_BENCH_CACHE:-$HOME/.cache/airlock-bench}
+mkdir -p "$cache"
+
+bin=$(bash "$SHARED/tools/build-llama-cpp.sh" | tail -1)
+/usr/bin/python3 -c 'import numpy' 2>/dev/null || {
+  sudo=; [ "$(id -u)" -ne 0 ] && sudo=sudo
+  $sudo apt-get install -y -qq python3-numpy >/dev/null; }
+
+cc -O2 -pthread -o "$cache/membw" "$ROOT/bench/membw.c"
+bw=$("$cache/membw" "$THREADS")
+
+rows=()
+for p in $PRESETS; do
+  [ -f "$cache/$p-f16.gguf" ] || /usr/bin/python3 "$SHARED/tools/make-random-llama.py" "$p" "$cache/$p-f16.gguf" >/dev/null
+  for q in $QUANTS; do
+    m="$cache/$p-$q.gguf"
+    [ -f "$m" ] || "$bin/llama-quantize" "$cache/$p-f16.gguf" "$m" "$q" >/dev/null 2>&1
+    peer=$("$bin/llama-bench" -m "$m" -t "$THREADS" -p "$PP" -n "$TG" -r "$REPS" -o json 2>/dev/null)
+    ours=$("$AIRLOCK" bench "$m" -t "$THREADS" -p "$PP" -n "$TG" -r "$REPS" --json 2>/dev/null)
+    rows+=("$(printf '%s\t%s\t%s\t%s\t%s' "$p" "$q" "$(stat -c %s "$m")" "$peer" "$ours" | tr -d '\n')")
+  done
+done
+
+printf '%s\n' "${rows[@]}" | BW="$bw" THREADS="$THREADS" PP="$PP" TG="$TG" /usr/bin/python3 -c '
+import json, os, sys
+bw = float(os.environ["BW"]); pp = int(os.environ["PP"]); tg = int(os.environ["TG"])
+print(f"threads {os.environ[\"THREADS\"]}, read bandwidth {bw:.1f} GB/s")
+print("| model | quant | size MiB | llama.cpp pp%d | airlock pp%d | ratio | llama.cpp tg%d | airlock tg%d | ratio | tg bound | airlock/bound |" % (pp, pp, tg, tg))
+print("|---|---|---|---|---|---|---|---|---|---|---|")
+def ts(rows, want_pp):
+    for r in rows:
+        if want_pp and r.get("n_gen") == 0 and r.get("n_prompt", 0) > 0: return r["avg_ts"]
+        if not want_pp and r.get("n_prompt") == 0 and r.get("n_gen", 0) > 0: return r["avg_ts"]
+    return float("nan")
+for line in sys.stdin:
+    p, q, size, peer, ours = line.rstrip("\n").split("\t")
+    try: peer = json.loads(peer)
+    except Exception: peer = []
+    try: ours = json.loads(ours)
+    except Exception: ours = []
+    lp, lt, ap, at = ts(peer, True), ts(peer, False), ts(ours, True), ts(ours, False)
+    bound = bw * 1e9 / int(size)
+    print(f"| {p} | {q} | {int(size)/2**20:.0f} | {lp:.1f} | {ap:.1f} | {ap/lp:.2f} | {lt:.1f} | {at:.1f} | {at/lt:.2f} | {bound:.1f} | {at/bound:.2f} |")
+'
