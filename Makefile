@@ -72,7 +72,8 @@ build/fuzz/%.o: %.c
 	$(CLANG) $(BASEFLAGS) $(FUZZ_CFLAGS) $(call isa,$<) -c $< -o $@
 
 # web assets compiled into the binary
-build/rel/src/server/assets.o build/asan/src/server/assets.o build/fuzz/src/server/assets.o: $(WEB)
+build/rel/src/server/web.o build/asan/src/server/web.o build/fuzz/src/server/web.o: $(WEB)
+build/rel/src/server/default_model.o build/asan/src/server/default_model.o build/fuzz/src/server/default_model.o: models/stories260K/stories260K-f32.gguf
 
 # --- unit tests (cmocka, ASan+UBSan) --------------------------------------------------
 build/asan/tests/%: tests/unit/%.c build/asan/libairlock.a

@@ -15,6 +15,7 @@ const struct cli_cmd cli_cmds[] = {
     {"chat", cmd_chat, "chat with a GGUF model in the terminal", cmd_chat_usage},
     {"bench", cmd_bench, "measure prefill and decode speed (llama-bench format)", cmd_bench_usage},
     {"perplexity", cmd_perplexity, "compute perplexity of a model on a text file", cmd_perplexity_usage},
+    {"serve", cmd_serve, "serve a model over an OpenAI- and Anthropic-compatible HTTP API", cmd_serve_usage},
     {"keys", cmd_keys, "manage API keys for serve (add, list, revoke)", cmd_keys_usage},
     {"audit", cmd_audit, "verify a hash-chained audit log", cmd_audit_usage},
     {NULL, NULL, NULL, NULL},

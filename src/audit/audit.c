@@ -461,6 +461,7 @@ audit_stats_get(struct audit_writer *w, struct audit_stats *out)
     pthread_mutex_lock(&w->mu);
     *out = w->stats;
     out->last_seq = w->durable_seq;
+    memcpy(out->head, w->head, sizeof out->head);
     pthread_mutex_unlock(&w->mu);
 }
 

@@ -72,6 +72,7 @@ struct audit_stats {
     uint64_t checkpoints;  /* checkpoint records appended */
     uint64_t syncs;        /* fdatasync calls: fewer than appends when commits were grouped */
     uint64_t last_seq;     /* seq of the last durable line */
+    char head[65];         /* SHA-256 hex of the last line written (chain head) */
 };
 void audit_stats_get(struct audit_writer *w, struct audit_stats *out);
 /* Checkpoint, sync and close; frees w even on failure. Safe on NULL. */

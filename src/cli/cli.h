@@ -47,5 +47,6 @@ CLI_DECLARE(bench);
 CLI_DECLARE(perplexity);
 CLI_DECLARE(keys);
 CLI_DECLARE(audit);
+CLI_DECLARE(serve);
 
 #endif

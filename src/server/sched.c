@@ -1,0 +1,550 @@
+/* sched.c -- continuous batching scheduler (see sched.h).
+ * One thread loops: admit queued jobs into free slots, build a batch of (a) the last sampled
+ * token of every generating slot and (b) prompt chunks of slots in prefill, run engine_decode
+ * once, then sample and emit for every slot whose logits came back. A slot's cache survives
+ * its job: admission picks the free slot sharing the longest prefix with the new prompt. */
+#include "server/sched.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/sampler.h"
+#include "util/xalloc.h"
+
+/* ===== Types ================================================================================== */
+
+enum slot_state {
+    SLOT_FREE,     /* no job; cache holds `hist` for prefix reuse */
+    SLOT_PREFILL,  /* feeding prompt tokens */
+    SLOT_GEN,      /* generating: `next` is the token to feed */
+};
+
+struct sched_slot {
+    enum slot_state state;
+    struct sched_job *job;     /* current job, NULL when free */
+    int32_t *hist;             /* owned, n_ctx: tokens whose K/V are in this slot's cache */
+    int n_hist;                /* == engine_seq_len(slot) */
+    int n_prompt_done;         /* prompt tokens in the cache */
+    int32_t next;              /* sampled token not yet fed */
+    int n_gen;                 /* tokens generated so far */
+    int cached;                /* prompt tokens reused from the previous job */
+    struct sampler smp;        /* owned, per-job sampler state */
+    struct detok dt;           /* streaming detokenizer */
+    struct buf text;           /* generated text not yet released (may prefix a stop string) */
+    double t_first;            /* time of first token, 0 before */
+    int logits_row;            /* row in sched.logits for this step, -1 = none */
+};
+
+static double
+now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* ===== Job completion ========================================================================= */
+
+static void
+slot_finish(struct sched *s, struct sched_slot *sl, enum sched_finish f, const char *msg)
+{
+    struct sched_job *job = sl->job;
+    struct sched_result r = {0};
+    r.finish = f;
+    r.prompt_tokens = job->n_prompt;
+    r.cached_tokens = sl->cached;
+    r.completion_tokens = sl->n_gen;
+    double t = now_s();
+    r.ttft_s = sl->t_first > 0 ? sl->t_first - job->t_submit : 0;
+    r.total_s = t - job->t_submit;
+    if (msg)
+        snprintf(r.message, sizeof r.message, "%s", msg);
+    sampler_free(&sl->smp);
+    buf_reset(&sl->text);
+    sl->job = NULL;
+    sl->state = SLOT_FREE;
+    (void)s;
+    job->on_done(job->ctx, &r); /* the job may be freed by the callback */
+}
+
+/* ===== Stop strings =========================================================================== */
+
+/* Release text that can no longer become part of a stop string; returns true when a stop string
+ * matched (text before it released, the rest dropped). */
+static bool
+emit_text(struct sched_slot *sl, const struct sched_piece *tmpl, bool final, bool *keep_going)
+{
+    struct sched_job *job = sl->job;
+    struct sched_piece pc = *tmpl;
+    size_t release = sl->text.len;
+    bool matched = false;
+    for (int i = 0; i < job->p.n_stop; i++) {
+        const char *hit = memmem(sl->text.data ? sl->text.data : "", sl->text.len, job->p.stop[i],
+                                 strlen(job->p.stop[i]));
+        if (hit && (size_t)(hit - sl->text.data) < release) {
+            release = (size_t)(hit - sl->text.data);
+            matched = true;
+        }
+    }
+    if (!matched && !final) {
+        /* hold back the longest tail that is a proper prefix of some stop string */
+        for (int i = 0; i < job->p.n_stop; i++) {
+            size_t sn = strlen(job->p.stop[i]);
+            for (size_t k = sn - 1; k > 0; k--) {
+                if (k > sl->text.len)
+                    continue;
+                if (memcmp(sl->text.data + sl->text.len - k, job->p.stop[i], k) == 0) {
+                    if (sl->text.len - k < release)
+                        release = sl->text.len - k;
+                    break;
+                }
+            }
+        }
+    }
+    pc.text = sl->text.data ? sl->text.data : "";
+    pc.len = release;
+    if (!job->on_piece(job->ctx, &pc))
+        *keep_going = false;
+    if (matched) {
+        buf_reset(&sl->text);
+    } else if (release > 0) {
+        memmove(sl->text.data, sl->text.data + release, sl->text.len - release);
+        sl->text.len -= release;
+        sl->text.data[sl->text.len] = '\0';
+    }
+    return matched;
+}
+
+/* ===== Sampling and log-probabilities ========================================================= */
+
+static void
+top_logprobs(const float *logits, int n_vocab, int k, struct sched_logprob *top, int32_t chosen,
+             struct sched_logprob *chosen_out)
+{
+    float mx = -INFINITY;
+    for (int i = 0; i < n_vocab; i++)
+        if (logits[i] > mx)
+            mx = logits[i];
+    double sum = 0;
+    for (int i = 0; i < n_vocab; i++)
+        sum += exp((double)logits[i] - mx);
+    double lse = mx + log(sum);
+    chosen_out->id = chosen;
+    chosen_out->logprob = (float)(logits[chosen] - lse);
+    for (int j = 0; j < k; j++)
+        top[j] = (struct sched_logprob){-1, -INFINITY};
+    for (int i = 0; i < n_vocab; i++) {
+        float lp = (float)(logits[i] - lse);
+        if (k == 0 || lp <= top[k - 1].logprob)
+            continue;
+        int j = k - 1;
+        while (j > 0 && top[j - 1].logprob < lp) {
+            top[j] = top[j - 1];
+            j--;
+        }
+        top[j] = (struct sched_logprob){i, lp};
+    }
+}
+
+/* Sample the next token of sl from its logits row and emit the text. */
+static void
+slot_sample(struct sched *s, struct sched_slot *sl, float *logits)
+{
+    struct sched_job *job = sl->job;
+    int n_vocab = tokenizer_n_vocab(s->tok);
+    struct sched_logprob top[SCHED_MAX_TOP_LOGPROBS];
+    struct sched_logprob chosen = {0};
+    /* log-probabilities describe the model's own distribution, so take them before the
+     * sampler applies penalties and truncation */
+    float *raw = NULL;
+    if (job->p.top_logprobs >= 0) {
+        raw = xmalloc((size_t)n_vocab * sizeof *raw);
+        memcpy(raw, logits, (size_t)n_vocab * sizeof *raw);
+    }
+    int32_t id = sampler_sample(&sl->smp, logits);
+    sampler_accept(&sl->smp, id);
+    if (raw) {
+        top_logprobs(raw, n_vocab, job->p.top_logprobs, top, id, &chosen);
+        free(raw);
+    }
+    if (sl->t_first == 0)
+        sl->t_first = now_s();
+    sl->n_gen++;
+    sl->next = id;
+    sl->state = SLOT_GEN;
+    struct sched_piece pc = {0};
+    pc.id = id;
+    pc.chosen = chosen;
+    pc.top = top;
+    pc.n_top = job->p.top_logprobs > 0 ? job->p.top_logprobs : 0;
+    bool keep = true;
+    if (tokenizer_is_eog(s->tok, id)) {
+        char tail[64];
+        size_t n = detok_flush(&sl->dt, tail, sizeof tail);
+        buf_append(&sl->text, tail, n);
+        emit_text(sl, &pc, true, &keep);
+        slot_finish(s, sl, SCHED_FINISH_EOG, NULL);
+        return;
+    }
+    size_t cap = tokenizer_max_piece(s->tok) + 8;
+    char *piece = xmalloc(cap);
+    size_t n = detok_push(&sl->dt, id, piece, cap);
+    buf_append(&sl->text, piece, n);
+    free(piece);
+    bool length = job->p.max_tokens > 0 && sl->n_gen >= job->p.max_tokens;
+    bool context = sl->n_hist + 1 >= sched_n_ctx(s);
+    if (length || context) {
+        char tail[64];
+        size_t m = detok_flush(&sl->dt, tail, sizeof tail);
+        buf_append(&sl->text, tail, m);
+    }
+    if (emit_text(sl, &pc, length || context, &keep)) {
+        slot_finish(s, sl, SCHED_FINISH_STOP, NULL);
+        return;
+    }
+    if (!keep || atomic_load(&job->cancel)) {
+        slot_finish(s, sl, SCHED_FINISH_CANCELLED, NULL);
+        return;
+    }
+    if (length)
+        slot_finish(s, sl, SCHED_FINISH_LENGTH, NULL);
+    else if (context)
+        slot_finish(s, sl, SCHED_FINISH_CONTEXT, NULL);
+}
+
+/* ===== Admission ============================================================================== */
+
+static int
+common_prefix(const int32_t *a, int na, const int32_t *b, int nb)
+{
+    int n = na < nb ? na : nb, i = 0;
+    while (i < n && a[i] == b[i])
+        i++;
+    return i;
+}
+
+static int
+slot_admit(struct sched *s, struct sched_slot *sl, int idx, struct sched_job *job)
+{
+    int keep = common_prefix(sl->hist, sl->n_hist, job->prompt, job->n_prompt);
+    /* at least the last prompt token must run through the model to get its logits */
+    if (keep >= job->n_prompt)
+        keep = job->n_prompt - 1;
+    engine_seq_truncate(s->en, idx, keep);
+    sl->n_hist = keep;
+    sl->cached = keep;
+    sl->n_prompt_done = keep;
+    sl->n_gen = 0;
+    sl->t_first = 0;
+    sl->job = job;
+    sl->state = SLOT_PREFILL;
+    buf_reset(&sl->text);
+    detok_init(&sl->dt, s->tok);
+    struct sampler_params sp = {
+        .temp = job->p.temperature,
+        .top_k = job->p.top_k,
+        .top_p = job->p.top_p,
+        .min_p = job->p.min_p,
+        .repeat_penalty = job->p.repeat_penalty,
+        .repeat_last_n = job->p.repeat_last_n,
+        .presence_penalty = job->p.presence_penalty,
+        .freq_penalty = job->p.frequency_penalty,
+        .seed = job->p.seed,
+    };
+    struct al_err e = {0};
+    if (sampler_init(&sl->smp, &sp, tokenizer_n_vocab(s->tok), &e) < 0)
+        return -1;
+    /* penalties look back over the prompt too, as llama.cpp's do */
+    for (int i = 0; i < job->n_prompt; i++)
+        sampler_accept(&sl->smp, job->prompt[i]);
+    return 0;
+}
+
+static void
+admit(struct sched *s)
+{
+    for (;;) {
+        struct sched_job *job = s->head;
+        if (!job)
+            return;
+        int best = -1, best_len = -1;
+        for (int i = 0; i < s->n_slots; i++) {
+            struct sched_slot *sl = &s->slots[i];
+            if (sl->state != SLOT_FREE)
+                continue;
+            int l = common_prefix(sl->hist, sl->n_hist, job->prompt, job->n_prompt);
+            if (l > best_len) {
+                best = i;
+                best_len = l;
+            }
+        }
+        if (best < 0)
+            return;
+        s->head = job->next;
+        if (!s->head)
+            s->tail = NULL;
+        s->queued--;
+        job->next = NULL;
+        pthread_mutex_unlock(&s->mu);
+        if (slot_admit(s, &s->slots[best], best, job) < 0)
+            slot_finish(s, &s->slots[best], SCHED_FINISH_ERROR, "cannot set up the sampler");
+        pthread_mutex_lock(&s->mu);
+    }
+}
+
+/* ===== The step =============================================================================== */
+
+static int
+build_batch(struct sched *s)
+{
+    int n = 0, rows = 0;
+    for (int i = 0; i < s->n_slots; i++)
+        s->slots[i].logits_row = -1;
+    /* decode tokens first: one per generating slot keeps latency flat for everyone */
+    for (int i = 0; i < s->n_slots && n < s->n_batch; i++) {
+        struct sched_slot *sl = &s->slots[i];
+        if (sl->state != SLOT_GEN)
+            continue;
+        s->b_tok[n] = sl->next;
+        s->b_pos[n] = sl->n_hist;
+        s->b_seq[n] = i;
+        s->b_logits[n] = 1;
+        sl->hist[sl->n_hist++] = sl->next;
+        sl->logits_row = rows++;
+        n++;
+    }
+    /* then prompt chunks in the room left */
+    for (int i = 0; i < s->n_slots && n < s->n_batch; i++) {
+        struct sched_slot *sl = &s->slots[i];
+        if (sl->state != SLOT_PREFILL)
+            continue;
+        const struct sched_job *job = sl->job;
+        while (n < s->n_batch && sl->n_prompt_done < job->n_prompt) {
+            int32_t t = job->prompt[sl->n_prompt_done];
+            s->b_tok[n] = t;
+            s->b_pos[n] = sl->n_hist;
+            s->b_seq[n] = i;
+            sl->hist[sl->n_hist++] = t;
+            sl->n_prompt_done++;
+            bool last = sl->n_prompt_done == job->n_prompt;
+            s->b_logits[n] = last ? 1 : 0;
+            if (last)
+                sl->logits_row = rows++;
+            n++;
+        }
+    }
+    return n;
+}
+
+static void
+step(struct sched *s)
+{
+    /* drop cancelled jobs before spending compute on them */
+    for (int i = 0; i < s->n_slots; i++) {
+        struct sched_slot *sl = &s->slots[i];
+        if (sl->state == SLOT_FREE)
+            continue;
+        struct sched_job *job = sl->job;
+        bool timeout = job->p.timeout_s > 0 && now_s() - job->t_submit > job->p.timeout_s;
+        if (atomic_load(&job->cancel) || timeout)
+            slot_finish(s, sl, SCHED_FINISH_CANCELLED, timeout ? "request timed out" : NULL);
+    }
+    int n = build_batch(s);
+    if (n == 0)
+        return;
+    struct batch b = {n, s->b_tok, s->b_pos, s->b_seq, s->b_logits};
+    struct al_err e = {0};
+    uint64_t prompt_toks = 0;
+    for (int i = 0; i < n; i++)
+        prompt_toks += s->b_logits[i] ? 0 : 1;
+    if (engine_decode(s->en, &b, s->logits, &e) < 0) {
+        for (int i = 0; i < s->n_slots; i++) {
+            struct sched_slot *sl = &s->slots[i];
+            if (sl->state == SLOT_FREE)
+                continue;
+            engine_seq_truncate(s->en, i, 0);
+            sl->n_hist = 0;
+            slot_finish(s, sl, SCHED_FINISH_ERROR, e.msg);
+        }
+        return;
+    }
+    int n_vocab = tokenizer_n_vocab(s->tok);
+    uint64_t generated = 0;
+    for (int i = 0; i < s->n_slots; i++) {
+        struct sched_slot *sl = &s->slots[i];
+        if (sl->logits_row < 0 || sl->state == SLOT_FREE)
+            continue;
+        slot_sample(s, sl, s->logits + (size_t)sl->logits_row * n_vocab);
+        generated++;
+    }
+    pthread_mutex_lock(&s->mu);
+    s->stats.steps++;
+    s->stats.tokens_generated += generated;
+    s->stats.prompt_tokens_processed += prompt_toks;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void
+refresh_stats(struct sched *s)
+{
+    int active = 0, used = 0;
+    for (int i = 0; i < s->n_slots; i++) {
+        active += s->slots[i].state != SLOT_FREE;
+        used += s->slots[i].n_hist;
+    }
+    s->stats.active = active;
+    s->stats.queued = s->queued;
+    s->stats.kv_used = used;
+    s->stats.kv_total = s->n_slots * sched_n_ctx(s);
+    s->stats.n_slots = s->n_slots;
+}
+
+static void *
+sched_main(void *arg)
+{
+    struct sched *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        admit(s);
+        bool busy = false;
+        for (int i = 0; i < s->n_slots; i++)
+            busy |= s->slots[i].state != SLOT_FREE;
+        refresh_stats(s);
+        if (s->stop)
+            break;
+        if (!busy) {
+            pthread_cond_wait(&s->cv, &s->mu);
+            continue;
+        }
+        pthread_mutex_unlock(&s->mu);
+        step(s);
+        pthread_mutex_lock(&s->mu);
+    }
+    /* shutting down: cancel everything still queued or running */
+    struct sched_job *q = s->head;
+    s->head = s->tail = NULL;
+    s->queued = 0;
+    pthread_mutex_unlock(&s->mu);
+    for (int i = 0; i < s->n_slots; i++)
+        if (s->slots[i].state != SLOT_FREE)
+            slot_finish(s, &s->slots[i], SCHED_FINISH_CANCELLED, "server shutting down");
+    while (q) {
+        struct sched_job *next = q->next;
+        struct sched_result r = {.finish = SCHED_FINISH_CANCELLED, .prompt_tokens = q->n_prompt};
+        snprintf(r.message, sizeof r.message, "server shutting down");
+        q->on_done(q->ctx, &r);
+        q = next;
+    }
+    return NULL;
+}
+
+/* ===== Public ================================================================================= */
+
+int
+sched_n_ctx(const struct sched *s)
+{
+    return s->en->n_ctx;
+}
+
+int
+sched_start(struct sched *s, struct engine *en, const struct tokenizer *tok, int n_slots,
+            int max_queue, struct al_err *e)
+{
+    memset(s, 0, sizeof *s);
+    if (n_slots < 1 || n_slots > en->kv.n_seq)
+        return al_errf(e, AL_EUSAGE, "%d slots requested but the engine has %d sequence slots",
+                       n_slots, en->kv.n_seq);
+    s->en = en;
+    s->tok = tok;
+    s->n_slots = n_slots;
+    s->max_queue = max_queue;
+    s->n_batch = en->n_batch;
+    s->slots = xcalloc((size_t)n_slots, sizeof *s->slots);
+    for (int i = 0; i < n_slots; i++) {
+        s->slots[i].hist = xcalloc((size_t)en->n_ctx, sizeof(int32_t));
+        buf_init(&s->slots[i].text);
+    }
+    int n_vocab = tokenizer_n_vocab(tok);
+    s->logits = xmalloc((size_t)n_slots * (size_t)n_vocab * sizeof(float));
+    s->b_tok = xcalloc((size_t)s->n_batch, sizeof(int32_t));
+    s->b_pos = xcalloc((size_t)s->n_batch, sizeof(int32_t));
+    s->b_seq = xcalloc((size_t)s->n_batch, sizeof(int32_t));
+    s->b_logits = xcalloc((size_t)s->n_batch, 1);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    if (pthread_create(&s->thread, NULL, sched_main, s) != 0)
+        return al_errf(e, AL_EIO, "cannot start the scheduler thread");
+    s->started = true;
+    return 0;
+}
+
+void
+sched_stop(struct sched *s)
+{
+    if (s->started) {
+        pthread_mutex_lock(&s->mu);
+        s->stop = true;
+        pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->thread, NULL);
+        /* mu and cv stay valid: a late sched_submit sees `stop` and fails cleanly */
+        s->started = false;
+    }
+    for (int i = 0; s->slots && i < s->n_slots; i++) {
+        free(s->slots[i].hist);
+        buf_free(&s->slots[i].text);
+        sampler_free(&s->slots[i].smp);
+    }
+    free(s->slots);
+    free(s->logits);
+    free(s->b_tok);
+    free(s->b_pos);
+    free(s->b_seq);
+    free(s->b_logits);
+    s->slots = NULL;
+    s->logits = NULL;
+    s->b_tok = s->b_pos = s->b_seq = NULL;
+    s->b_logits = NULL;
+}
+
+int
+sched_submit(struct sched *s, struct sched_job *job, struct al_err *e)
+{
+    if (job->n_prompt < 1)
+        return al_errf(e, AL_EUSAGE, "the prompt is empty after tokenization");
+    if (job->n_prompt >= sched_n_ctx(s))
+        return al_errf(e, AL_EUSAGE, "the prompt has %d tokens; this model's context holds %d "
+                       "(prompt plus completion)", job->n_prompt, sched_n_ctx(s));
+    job->next = NULL;
+    job->t_submit = now_s();
+    pthread_mutex_lock(&s->mu);
+    if (s->stop) {
+        pthread_mutex_unlock(&s->mu);
+        return al_errf(e, AL_EIO, "server is shutting down");
+    }
+    if (s->queued >= s->max_queue) {
+        pthread_mutex_unlock(&s->mu);
+        return al_errf(e, AL_ELIMIT, "too many requests waiting (%d queued); retry later",
+                       s->queued);
+    }
+    if (s->tail)
+        s->tail->next = job;
+    else
+        s->head = job;
+    s->tail = job;
+    s->queued++;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+void
+sched_get_stats(struct sched *s, struct sched_stats *out)
+{
+    pthread_mutex_lock(&s->mu);
+    *out = s->stats;
+    pthread_mutex_unlock(&s->mu);
+}

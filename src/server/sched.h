@@ -1,0 +1,136 @@
+/* sched.h -- continuous batching: one scheduler thread owns the engine and advances every
+ * active request together. Each step builds one batch holding the next token of every
+ * generating sequence plus prompt chunks of sequences still in prefill, runs the forward pass
+ * once, samples each sequence, and hands the new text to the request's callback.
+ * Requests wait in a bounded queue for one of --parallel slots; a slot keeps its KV cache after
+ * a request ends so a following request that shares the prompt prefix (the next turn of the
+ * same conversation) skips recomputing it.
+ * Threading: sched_submit/sched_cancel are called from HTTP threads; everything else, and every
+ * callback, runs on the scheduler thread. */
+#ifndef AIRLOCK_SERVER_SCHED_H
+#define AIRLOCK_SERVER_SCHED_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/forward.h"
+#include "engine/tokenizer.h"
+#include "util/err.h"
+
+#define SCHED_MAX_STOP 16
+#define SCHED_MAX_TOP_LOGPROBS 20
+
+enum sched_finish {
+    SCHED_FINISH_EOG,       /* the model produced an end-of-generation token */
+    SCHED_FINISH_STOP,      /* a stop string matched (not included in the text) */
+    SCHED_FINISH_LENGTH,    /* max_tokens reached */
+    SCHED_FINISH_CONTEXT,   /* the context window is full */
+    SCHED_FINISH_CANCELLED, /* the client went away or the request timed out */
+    SCHED_FINISH_ERROR,     /* the engine failed; see message */
+};
+
+struct sched_logprob {
+    int32_t id;        /* token */
+    float logprob;     /* natural log of its probability under the model */
+};
+
+/* One generated piece of text and, when asked, the log-probabilities of its token. */
+struct sched_piece {
+    const char *text;  /* borrowed UTF-8 (complete sequences only); may be empty */
+    size_t len;
+    int32_t id;        /* the token that produced it */
+    struct sched_logprob chosen;
+    const struct sched_logprob *top; /* n_top entries, best first */
+    int n_top;
+};
+
+struct sched_result {
+    enum sched_finish finish;
+    int prompt_tokens;        /* tokens in the prompt */
+    int cached_tokens;        /* prompt tokens reused from a slot's cache */
+    int completion_tokens;    /* tokens generated */
+    double ttft_s;            /* submit -> first token */
+    double total_s;           /* submit -> done */
+    char message[256];        /* for SCHED_FINISH_ERROR */
+};
+
+struct sched_params {
+    float temperature;        /* 0 = greedy */
+    int top_k;                /* 0 = off */
+    float top_p;              /* 1 = off */
+    float min_p;              /* 0 = off */
+    float repeat_penalty;     /* 1 = off */
+    int repeat_last_n;        /* tokens looked back for penalties */
+    float presence_penalty;   /* 0 = off */
+    float frequency_penalty;  /* 0 = off */
+    uint64_t seed;            /* RNG seed; same seed and prompt -> same output */
+    int max_tokens;           /* <= 0: until the context is full */
+    int top_logprobs;         /* 0..SCHED_MAX_TOP_LOGPROBS; -1 = no logprobs at all */
+    double timeout_s;         /* 0 = none */
+    const char *stop[SCHED_MAX_STOP]; /* borrowed until on_done */
+    int n_stop;
+};
+
+struct sched_job {
+    /* set by the submitter */
+    const int32_t *prompt;    /* borrowed until on_done */
+    int n_prompt;
+    struct sched_params p;
+    /* Called on the scheduler thread; return false to stop generating (client gone). */
+    bool (*on_piece)(void *ctx, const struct sched_piece *piece);
+    /* Called exactly once, on the scheduler thread, after which the job is not touched. */
+    void (*on_done)(void *ctx, const struct sched_result *r);
+    void *ctx;
+    _Atomic bool cancel;      /* set from any thread to stop the job at the next step */
+    /* scheduler-private */
+    struct sched_job *next;   /* queue link */
+    double t_submit;          /* monotonic seconds */
+};
+
+struct sched_stats {
+    int queued;               /* jobs waiting for a slot */
+    int active;               /* slots generating or in prefill */
+    int n_slots;
+    int kv_used;              /* positions held in all slots */
+    int kv_total;             /* n_slots * n_ctx */
+    uint64_t steps;           /* forward passes run */
+    uint64_t tokens_generated;
+    uint64_t prompt_tokens_processed;
+};
+
+struct sched_slot;
+
+struct sched {
+    struct engine *en;        /* borrowed; only the scheduler thread touches it */
+    const struct tokenizer *tok; /* borrowed */
+    int n_slots;
+    int max_queue;
+    int n_batch;              /* most tokens in one forward pass */
+    struct sched_slot *slots; /* owned, n_slots */
+    pthread_t thread;
+    pthread_mutex_t mu;       /* guards queue, queued count, stop flag and stats */
+    pthread_cond_t cv;        /* signalled on submit and stop */
+    struct sched_job *head, *tail;
+    int queued;
+    bool stop;
+    bool started;
+    struct sched_stats stats; /* copy refreshed by the scheduler thread after each step */
+    float *logits;            /* owned, (n_slots, n_vocab) */
+    int32_t *b_tok, *b_pos, *b_seq; /* owned batch arrays, n_batch entries */
+    int8_t *b_logits;
+};
+
+int sched_start(struct sched *s, struct engine *en, const struct tokenizer *tok, int n_slots,
+                int max_queue, struct al_err *e);
+/* Stops accepting work, cancels what is queued or running (their on_done runs), joins. */
+void sched_stop(struct sched *s);
+/* Queue a job; fails with AL_ELIMIT when the queue is full (HTTP 429) and AL_EUSAGE when the
+ * prompt does not fit the context (HTTP 400). On success on_done will be called exactly once. */
+int sched_submit(struct sched *s, struct sched_job *job, struct al_err *e);
+void sched_get_stats(struct sched *s, struct sched_stats *out);
+int sched_n_ctx(const struct sched *s);
+
+#endif
