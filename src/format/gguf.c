@@ -461,9 +461,9 @@ gguf_open(struct gguf *g, const char *path, const struct gguf_limits *lim, struc
     if (fsx_map_open(&g->map, path, e) < 0)
         return -1;
     if (g->map.size < 24) {
+        size_t n = g->map.size;
         fsx_map_close(&g->map);
-        return al_errf(e, AL_EFORMAT, "%s: %zu bytes is too short for a GGUF header", path,
-                       g->map.size);
+        return al_errf(e, AL_EFORMAT, "%s: %zu bytes is too short for a GGUF header", path, n);
     }
     struct fsx_map map = g->map;
     if (gguf_parse(g, map.base, map.size, map.size, path, lim, e) < 0) {

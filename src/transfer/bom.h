@@ -36,9 +36,15 @@ struct bom_file {
 char *bom_build(const struct bom_info *info, const struct bom_file *files, size_t n,
                 struct al_err *e);
 
-/* Parsed model metadata for a GGUF or safetensors file as a json_t* (owned) of
- * {format, architecture, parameters, quantization:[...], context_length, vocab_size,
- *  dtypes:[...], tensor_count, ...}; *meta = NULL for other files. */
+/* Parsed model metadata for a GGUF or safetensors file as a json_t* (returns owned in *meta;
+ * free with json_decref or bom_file_free) of
+ *   GGUF: {format:"gguf", gguf_version, architecture, name, parameters,
+ *          quantization:[{type:"Q4_K", tensors:N}...], file_type, context_length, block_count,
+ *          embedding_length, vocab_size, tokenizer_model, chat_template (bool), tensor_count}
+ *   safetensors: {format:"safetensors", parameters, dtypes:["F16",...], tensor_count}
+ * Keys absent or mistyped in the file are left out. *meta = NULL (and 0 returned) for files
+ * whose verdict is not weights. A weights file whose header does not parse is an error
+ * (-1, AL_EFORMAT/AL_ELIMIT naming the byte or field). */
 int bom_model_meta(const char *path, const struct safety_verdict *v, void **meta,
                    struct al_err *e);
 
