@@ -734,20 +734,6 @@ srv_handle_embeddings(struct server *s, struct http_req *r)
     reply_api_error(s, r, API_EMBEDDINGS, "/v1/embeddings", key_name, &err, mono_s());
 }
 
-bool
-srv_is_web_path(const char *path)
-{
-    (void)path;
-    return false;
-}
-
-void
-srv_handle_web(struct server *s, struct http_req *r)
-{
-    (void)s;
-    http_reply_error(r, 404, "invalid_request_error", NULL, "not_found", "no web page here");
-}
-
 /* ===== Lifecycle ============================================================================== */
 
 static bool

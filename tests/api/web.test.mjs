@@ -35,20 +35,20 @@ test('web chat: stream, stop, no external requests', async () => {
     await page.fill('#temperature', '0');
 
     // 1. a message streams in: record the assistant text as it grows
-    await page.fill('#input', 'Once upon a time');
-    await page.click('#send');
-    const seen = await page.evaluate(() => new Promise((resolve) => {
-      const lengths = [];
+    await page.evaluate(() => {
+      window.__lengths = [];
       const obs = new MutationObserver(() => {
         const bodies = document.querySelectorAll('.msg.assistant .body');
         const b = bodies[bodies.length - 1];
-        if (b) lengths.push(b.textContent.length);
+        if (b) window.__lengths.push(b.textContent.length);
       });
       obs.observe(document.getElementById('messages'), { subtree: true, childList: true, characterData: true });
-      const done = setInterval(() => {
-        if (!document.getElementById('send').disabled) { clearInterval(done); obs.disconnect(); resolve(lengths); }
-      }, 20);
-    }));
+    });
+    await page.fill('#input', 'Once upon a time');
+    await page.click('#send');
+    await page.waitForFunction(() => document.querySelectorAll('.msg.assistant').length === 1 &&
+      !document.getElementById('send').disabled);
+    const seen = await page.evaluate(() => window.__lengths);
     const distinct = new Set(seen.filter((n) => n > 0));
     assert.ok(distinct.size >= 2, `text arrived in several pieces: ${JSON.stringify(seen.slice(0, 20))}`);
     const first = await page.textContent('.msg.assistant .body');
