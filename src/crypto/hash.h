@@ -16,12 +16,12 @@ struct progress; /* util/progress.h */
 
 /* Streaming contexts wrap EVP_MD_CTX; init/update/final, free is safe after final or on zero. */
 struct hash_ctx {
-    void *md;   /* EVP_MD_CTX*, owned */
+    void *md; /* EVP_MD_CTX*, owned */
 };
 int hash_sha256_init(struct hash_ctx *c, struct al_err *e);
 int hash_blake2b512_init(struct hash_ctx *c, struct al_err *e);
 int hash_update(struct hash_ctx *c, const void *p, size_t n, struct al_err *e);
-int hash_final(struct hash_ctx *c, uint8_t *out, struct al_err *e);  /* out: 32 or 64 bytes */
+int hash_final(struct hash_ctx *c, uint8_t *out, struct al_err *e); /* out: 32 or 64 bytes */
 void hash_ctx_free(struct hash_ctx *c);
 
 /* One-shot helpers on memory. */
@@ -39,14 +39,14 @@ int hash_sha256_file(const char *path, uint8_t out[SHA256_LEN], uint64_t *size,
                      struct progress *prog, struct al_err *e);
 int hash_blake2b512_file(const char *path, uint8_t out[BLAKE2B512_LEN], struct al_err *e);
 
-/* Many files at once: jobs are spread over `threads` workers (0 = online CPUs), largest
+/* Many files at once: jobs are spread over `threads` workers (0 = usable CPUs), largest
  * first. Every job gets its own result; a failing file does not stop the others. */
 struct hash_job {
-    const char *path;          /* borrowed */
-    uint8_t sha256[SHA256_LEN];/* out */
-    uint64_t size;             /* out: bytes hashed */
-    int rc;                    /* out: 0 ok, -1 failed (see err) */
-    struct al_err err;         /* out */
+    const char *path;           /* borrowed */
+    uint8_t sha256[SHA256_LEN]; /* out */
+    uint64_t size;              /* out: bytes hashed */
+    int rc;                     /* out: 0 ok, -1 failed (see err) */
+    struct al_err err;          /* out */
 };
 /* Returns 0 when every job ran (check each job's rc), -1 only on a setup failure. */
 int hash_files(struct hash_job *jobs, size_t n, int threads, struct progress *prog,
