@@ -39,7 +39,7 @@ FUZZ_SECONDS ?= 8
 export ASAN_OPTIONS  ?= detect_leaks=1:abort_on_error=0:strict_string_checks=1
 export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 
-.PHONY: all deps test unit e2e fuzz-smoke fuzz bench run clean lint node-deps asan fuzz-build
+.PHONY: all deps test unit e2e fuzz-smoke fuzz bench run clean lint node-deps asan fuzz-build man loadtest
 all: airlock
 
 deps:
@@ -114,6 +114,12 @@ run: deps airlock
 
 lint:
 	@scripts/lint.sh
+
+man: airlock
+	@scripts/man.sh build/man
+
+loadtest: deps airlock
+	@scripts/loadtest.sh
 
 clean:
 	rm -rf build airlock
