@@ -46,7 +46,7 @@ deps:
 	@scripts/deps.sh
 
 airlock: build/rel/airlock
-	@cp $< $@
+	@cp $< $@.tmp && mv -f $@.tmp $@  # rename: a running ./airlock keeps its old inode
 
 build/rel/airlock: build/rel/src/main.o build/rel/libairlock.a
 	$(CC) $(REL_CFLAGS) -o $@ $^ $(LIBS)
