@@ -405,6 +405,10 @@ api_parse(enum api_kind kind, const char *body, size_t len, struct api_request *
     if (parse_sampling(o, req, err) < 0 || get_bool(o, "stream", &req->stream, err) < 0)
         goto out;
     const json_t *so = json_object_get(o, "stream_options");
+    if (so && !json_is_object(so) && !json_is_null(so)) {
+        fail(err, 400, "stream_options", "invalid_type", "'stream_options' must be an object");
+        goto out;
+    }
     if (so && json_is_object(so) && get_bool(so, "include_usage", &req->include_usage, err) < 0)
         goto out;
     if (kind == API_MESSAGES) {

@@ -43,6 +43,15 @@ struct http_req {
     size_t n_hdrs;
 };
 
+/* One open connection, for the watchdog: libmicrohttpd's own timeout only measures silence, so
+ * a client that sends one header byte every few seconds would hold a thread forever. */
+struct http_conn {
+    int fd;                         /* the connection's socket (owned by MHD) */
+    double since;                   /* monotonic time the current request's headers began */
+    bool in_request;                /* headers complete: the request is being handled */
+    struct http_conn *prev, *next;  /* list in http_server.conns, guarded by conns_mu */
+};
+
 struct http_stream {
     pthread_mutex_t mu;
     pthread_cond_t cv;              /* signalled on write, end and cancel */
@@ -378,6 +387,34 @@ peer_address(struct MHD_Connection *c, char *out, size_t cap)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)cap);
 }
 
+static double
+mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static struct http_conn *
+conn_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static void
+conn_mark(struct http_server *s, struct MHD_Connection *conn, bool in_request)
+{
+    struct http_conn *c = conn_of(conn);
+    if (!c)
+        return;
+    pthread_mutex_lock(&s->conns_mu);
+    c->in_request = in_request;
+    c->since = mono_now();
+    pthread_mutex_unlock(&s->conns_mu);
+}
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
            const char *version, const char *upload, size_t *upload_size, void **con_cls)
@@ -395,6 +432,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         buf_init(&r->body);
         peer_address(conn, r->client, sizeof r->client);
         *con_cls = r;
+        conn_mark(s, conn, true);
         /* refuse an announced oversize body before reading any of it */
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (cl) {
@@ -444,12 +482,70 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 }
 
 static void
+on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
+              enum MHD_ConnectionNotificationCode code)
+{
+    struct http_server *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        struct http_conn *c = xcalloc(1, sizeof *c);
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        c->fd = ci ? ci->connect_fd : -1;
+        c->since = mono_now();
+        pthread_mutex_lock(&s->conns_mu);
+        c->next = s->conns;
+        if (s->conns)
+            s->conns->prev = c;
+        s->conns = c;
+        pthread_mutex_unlock(&s->conns_mu);
+        *socket_ctx = c;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_ctx) {
+        struct http_conn *c = *socket_ctx;
+        pthread_mutex_lock(&s->conns_mu);
+        if (c->prev)
+            c->prev->next = c->next;
+        else
+            s->conns = c->next;
+        if (c->next)
+            c->next->prev = c->prev;
+        pthread_mutex_unlock(&s->conns_mu);
+        free(c);
+        *socket_ctx = NULL;
+    }
+}
+
+/* Once a second: shut down connections whose request headers have been arriving for longer
+ * than header_timeout_s. shutdown() (not close) makes MHD's own thread see the end of the
+ * stream and release the connection through its normal path. */
+static void *
+watchdog_main(void *arg)
+{
+    struct http_server *s = arg;
+    double limit = s->cfg.header_timeout_s > 0 ? s->cfg.header_timeout_s : 15;
+    pthread_mutex_lock(&s->conns_mu);
+    while (!s->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&s->stop_cv, &s->conns_mu, &ts);
+        double now = mono_now();
+        for (struct http_conn *c = s->conns; c; c = c->next)
+            if (!c->in_request && c->fd >= 0 && now - c->since > limit) {
+                (void)shutdown(c->fd, SHUT_RDWR); /* best effort: the client may be gone */
+                c->since = now;                   /* do not repeat every second */
+            }
+    }
+    pthread_mutex_unlock(&s->conns_mu);
+    return NULL;
+}
+
+static void
 on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
              enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
-    (void)conn;
+    struct http_server *s = cls;
     (void)toe;
+    conn_mark(s, conn, false); /* keep-alive: the next request's headers start now */
     req_free(*con_cls);
     *con_cls = NULL;
 }
@@ -472,6 +568,8 @@ http_start(struct http_server *s, const struct http_config *cfg, http_route_fn r
     s->cfg = *cfg;
     s->route = route;
     s->app = app;
+    pthread_mutex_init(&s->conns_mu, NULL);
+    pthread_cond_init(&s->stop_cv, NULL);
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
     socklen_t sl;
@@ -495,7 +593,8 @@ http_start(struct http_server *s, const struct http_config *cfg, http_route_fn r
     (void)sl;
     struct MHD_Daemon *d = MHD_start_daemon(
         flags, (uint16_t)cfg->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &ss,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
+        on_connection, s, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)cfg->idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)cfg->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         (unsigned)cfg->max_per_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
@@ -504,6 +603,8 @@ http_start(struct http_server *s, const struct http_config *cfg, http_route_fn r
         return al_errf(e, AL_EIO, "cannot listen on %s port %d (in use, or not permitted)",
                        cfg->host, cfg->port);
     s->daemon = d;
+    if (pthread_create(&s->watchdog, NULL, watchdog_main, s) == 0)
+        s->watchdog_running = true;
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : cfg->port;
     return 0;
@@ -512,6 +613,14 @@ http_start(struct http_server *s, const struct http_config *cfg, http_route_fn r
 void
 http_stop(struct http_server *s)
 {
+    if (s->watchdog_running) {
+        pthread_mutex_lock(&s->conns_mu);
+        s->stopping = true;
+        pthread_cond_broadcast(&s->stop_cv);
+        pthread_mutex_unlock(&s->conns_mu);
+        pthread_join(s->watchdog, NULL);
+        s->watchdog_running = false;
+    }
     if (s->daemon)
         MHD_stop_daemon(s->daemon);
     s->daemon = NULL;

@@ -6,6 +6,7 @@
 #ifndef AIRLOCK_SERVER_HTTP_H
 #define AIRLOCK_SERVER_HTTP_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -30,11 +31,21 @@ struct http_config {
     size_t max_body;           /* bytes; larger bodies get 413 */
     int max_connections;       /* simultaneous connections (threads) */
     int max_per_ip;            /* simultaneous connections from one address */
-    int idle_timeout_s;        /* close a connection idle this long (slow headers included) */
+    int idle_timeout_s;        /* close a connection idle this long */
+    int header_timeout_s;      /* close a connection whose request headers take longer than
+                                * this, however slowly they trickle in (slowloris); 0 = 15 */
 };
+
+struct http_conn;              /* per-connection bookkeeping for the header deadline */
 
 struct http_server {
     void *daemon;              /* struct MHD_Daemon*, owned */
+    pthread_mutex_t conns_mu;  /* guards conns */
+    struct http_conn *conns;   /* open connections (watchdog list) */
+    pthread_t watchdog;        /* enforces header_timeout_s */
+    bool watchdog_running;
+    bool stopping;             /* set under conns_mu to end the watchdog */
+    pthread_cond_t stop_cv;
     struct http_config cfg;    /* copy; host string borrowed */
     http_route_fn route;       /* application dispatcher */
     void *app;                 /* passed to route */
