@@ -55,11 +55,11 @@ build/asan/airlock: build/asan/src/main.o build/asan/libairlock.a
 asan: build/asan/airlock
 
 build/rel/libairlock.a: $(REL_OBJ)
-	@rm -f $@; ar rcs $@ $^
+	@rm -f $@.tmp; ar rcs $@.tmp $^ && mv -f $@.tmp $@
 build/asan/libairlock.a: $(ASAN_OBJ)
-	@rm -f $@; ar rcs $@ $^
+	@rm -f $@.tmp; ar rcs $@.tmp $^ && mv -f $@.tmp $@
 build/fuzz/libairlock.a: $(FUZZ_OBJ)
-	@rm -f $@; ar rcs $@ $^
+	@rm -f $@.tmp; ar rcs $@.tmp $^ && mv -f $@.tmp $@
 
 build/rel/%.o: %.c
 	@mkdir -p $(dir $@)
