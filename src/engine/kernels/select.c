@@ -1,0 +1,322 @@
+/* select.c -- type facts shared by every table, CPU feature detection (CPUID + XGETBV, so a
+ * CPU that has AVX-512 but an OS that does not save its registers is treated as lacking it),
+ * and the choice of table with a startup self-check against the scalar reference.
+ * Reads no environment: the CLI passes a forced name (option or env value) to kern_select.
+ * No global state: detection runs on each call (a few CPUID instructions). */
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/kernels/internal.h"
+#include "engine/kernels/quant.h"
+#include "util/xalloc.h"
+
+/* ===== Type facts ====================================================================== */
+
+bool
+kern_weight_supported(enum ggml_type wt)
+{
+    switch (wt) {
+    case GGML_TYPE_F32: case GGML_TYPE_F16: case GGML_TYPE_BF16:
+    case GGML_TYPE_Q4_0: case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_0: case GGML_TYPE_Q5_1:
+    case GGML_TYPE_Q8_0: case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: case GGML_TYPE_Q6_K:
+        return true;
+    default:
+        return false;
+    }
+}
+
+enum ggml_type
+kern_act_type(enum ggml_type wt)
+{
+    switch (wt) {
+    case GGML_TYPE_Q4_0: case GGML_TYPE_Q5_0: case GGML_TYPE_Q8_0:
+        return GGML_TYPE_Q8_0;
+    case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_1:
+        return GGML_TYPE_Q8_1;
+    case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: case GGML_TYPE_Q6_K:
+        return GGML_TYPE_Q8_K;
+    case GGML_TYPE_F32: case GGML_TYPE_F16: case GGML_TYPE_BF16:
+        return wt;
+    default:
+        return GGML_TYPE_COUNT;
+    }
+}
+
+int
+kern_block_elems(enum ggml_type t)
+{
+    switch (t) {
+    case GGML_TYPE_F32: case GGML_TYPE_F16: case GGML_TYPE_BF16:
+        return 1;
+    case GGML_TYPE_Q4_0: case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_0: case GGML_TYPE_Q5_1:
+    case GGML_TYPE_Q8_0: case GGML_TYPE_Q8_1:
+        return 32;
+    case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: case GGML_TYPE_Q6_K: case GGML_TYPE_Q8_K:
+        return QK_K;
+    default:
+        return 0;
+    }
+}
+
+int
+kern_block_bytes(enum ggml_type t)
+{
+    switch (t) {
+    case GGML_TYPE_F32: return 4;
+    case GGML_TYPE_F16: case GGML_TYPE_BF16: return 2;
+    case GGML_TYPE_Q4_0: return sizeof(struct blk_q4_0);
+    case GGML_TYPE_Q4_1: return sizeof(struct blk_q4_1);
+    case GGML_TYPE_Q5_0: return sizeof(struct blk_q5_0);
+    case GGML_TYPE_Q5_1: return sizeof(struct blk_q5_1);
+    case GGML_TYPE_Q8_0: return sizeof(struct blk_q8_0);
+    case GGML_TYPE_Q8_1: return sizeof(struct blk_q8_1);
+    case GGML_TYPE_Q4_K: return sizeof(struct blk_q4_k);
+    case GGML_TYPE_Q5_K: return sizeof(struct blk_q5_k);
+    case GGML_TYPE_Q6_K: return sizeof(struct blk_q6_k);
+    case GGML_TYPE_Q8_K: return sizeof(struct blk_q8_k);
+    default: return 0;
+    }
+}
+
+size_t
+kern_row_bytes(enum ggml_type t, int64_t n)
+{
+    int be = kern_block_elems(t);
+    if (be == 0 || n < 0 || n % be != 0)
+        return 0;
+    return (size_t)(n / be) * (size_t)kern_block_bytes(t);
+}
+
+int
+kern_check_row(enum ggml_type wt, int64_t n, struct al_err *e)
+{
+    if (!kern_weight_supported(wt))
+        return al_errf(e, AL_EUNSUPPORTED, "tensor type %d is not supported by the kernels", (int)wt);
+    int be = kern_block_elems(wt);
+    if (n <= 0 || n > INT32_MAX || n % be != 0)
+        return al_errf(e, AL_EFORMAT, "row of %lld elements: must be a positive multiple of %d "
+                       "(block size of type %d)", (long long)n, be, (int)wt);
+    return 0;
+}
+
+/* ===== CPU detection ==================================================================== */
+
+struct cpu_feats {
+    bool avx2;    /* AVX2 + FMA + F16C + BMI2, with OS-enabled YMM state */
+    bool avx512;  /* + AVX-512 F/BW/VL/DQ/VNNI, with OS-enabled ZMM/opmask state */
+};
+
+#if defined(__x86_64__) || defined(__i386__)
+static void
+cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4])
+{
+    __asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(leaf), "c"(sub));
+}
+#endif
+
+static struct cpu_feats
+cpu_detect(void)
+{
+    struct cpu_feats f = { false, false };
+#if defined(__x86_64__) || defined(__i386__)
+    uint32_t r[4];
+    cpuid(0, 0, r);
+    uint32_t max_leaf = r[0];
+    if (max_leaf < 7)
+        return f;
+    cpuid(1, 0, r);
+    uint32_t ecx1 = r[2];
+    bool osxsave = ecx1 >> 27 & 1, avx = ecx1 >> 28 & 1, fma = ecx1 >> 12 & 1, f16c = ecx1 >> 29 & 1;
+    if (!osxsave || !avx)
+        return f;
+    uint32_t xlo, xhi;
+    __asm__ volatile("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
+    (void)xhi;
+    bool ymm_os = (xlo & 0x6) == 0x6;       /* SSE + AVX state */
+    bool zmm_os = (xlo & 0xe6) == 0xe6;     /* + opmask, ZMM_Hi256, Hi16_ZMM */
+    cpuid(7, 0, r);
+    uint32_t ebx7 = r[1], ecx7 = r[2];
+    bool avx2 = ebx7 >> 5 & 1, bmi2 = ebx7 >> 8 & 1;
+    bool a512f = ebx7 >> 16 & 1, a512dq = ebx7 >> 17 & 1, a512bw = ebx7 >> 30 & 1,
+         a512vl = ebx7 >> 31 & 1, vnni = ecx7 >> 11 & 1;
+    f.avx2 = ymm_os && avx2 && fma && f16c && bmi2;
+    f.avx512 = f.avx2 && zmm_os && a512f && a512dq && a512bw && a512vl && vnni;
+#endif
+    return f;
+}
+
+/* ===== Self-check ======================================================================= */
+
+/* xorshift64*, deterministic so a failing self-check is reproducible */
+static uint64_t
+rng_next(uint64_t *s)
+{
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 0x2545f4914f6cdd1dull;
+}
+
+static float
+rng_unit(uint64_t *s)  /* in [-1, 1) */
+{
+    return (float)(rng_next(s) >> 40) * 0x1p-23f - 1.0f;
+}
+
+/* Random rows of weight type wt with sane (finite, small) scales. */
+static void
+fill_weights(enum ggml_type wt, uint8_t *w, size_t bytes, uint64_t *s)
+{
+    for (size_t i = 0; i < bytes; i++)
+        w[i] = (uint8_t)rng_next(s);
+    int bb = kern_block_bytes(wt);
+    size_t nblk = bytes / (size_t)bb;
+    for (size_t i = 0; i < nblk; i++) {
+        uint8_t *b = w + i * (size_t)bb;
+        uint16_t h1 = q_f32_to_f16(rng_unit(s) * 0.05f), h2 = q_f32_to_f16(rng_unit(s) * 0.05f);
+        switch (wt) {
+        case GGML_TYPE_F32: {
+            float v = rng_unit(s);
+            memcpy(b, &v, 4);
+            break;
+        }
+        case GGML_TYPE_F16:
+            memcpy(b, &h1, 2);
+            break;
+        case GGML_TYPE_BF16: {
+            uint16_t v = q_f32_to_bf16(rng_unit(s));
+            memcpy(b, &v, 2);
+            break;
+        }
+        case GGML_TYPE_Q6_K:
+            memcpy(b + offsetof(struct blk_q6_k, d), &h1, 2);
+            break;
+        case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_1: case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K:
+            memcpy(b + 2, &h2, 2);
+            memcpy(b, &h1, 2);
+            break;
+        default:
+            memcpy(b, &h1, 2);
+            break;
+        }
+    }
+}
+
+static int
+self_check(const struct kern *k, struct al_err *e)
+{
+    static const enum ggml_type types[] = {
+        GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_BF16, GGML_TYPE_Q8_0, GGML_TYPE_Q4_0,
+        GGML_TYPE_Q4_1, GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_Q4_K, GGML_TYPE_Q5_K,
+        GGML_TYPE_Q6_K,
+    };
+    enum { N = 512, ROWS = 7, TOK = 5 };
+    const struct kern *ref = &kern_table_ref;
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    float *x = xmalloc(sizeof(float) * N * TOK);
+    float *xd = xmalloc(sizeof(float) * N);
+    float *wd = xmalloc(sizeof(float) * N);
+    uint8_t *w = xmalloc((size_t)ROWS * N * 4);
+    uint8_t *xq = xmalloc((size_t)TOK * N * 4);
+    uint8_t *xq2 = xmalloc((size_t)TOK * N * 4);
+    float out_ref[ROWS * TOK], out_k[ROWS * TOK];
+    int rc = -1;
+
+    for (int i = 0; i < N * TOK; i++)
+        x[i] = rng_unit(&seed) * 3.0f;
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        enum ggml_type wt = types[ti], at = kern_act_type(wt);
+        size_t wrow = kern_row_bytes(wt, N), xrow = kern_row_bytes(at, N);
+        fill_weights(wt, w, wrow * ROWS, &seed);
+        for (int t = 0; t < TOK; t++) {
+            ref->quantize_row(at, x + t * N, xq + t * xrow, N);
+            k->quantize_row(at, x + t * N, xq2 + t * xrow, N);
+        }
+        if (memcmp(xq, xq2, xrow * TOK) != 0) {
+            al_errf(e, AL_EINTERNAL, "kernels %s: self-check: activation quantization to type %d "
+                    "differs from the reference", k->name, (int)at);
+            goto out;
+        }
+        ref->gemm(wt, w, wrow, N, 0, ROWS, xq, TOK, out_ref, ROWS);
+        k->gemm(wt, w, wrow, N, 0, ROWS, xq, TOK, out_k, ROWS);
+        for (int t = 0; t < TOK; t++) {
+            ref->dequantize_row(at, xq + t * xrow, xd, N);
+            for (int r = 0; r < ROWS; r++) {
+                ref->dequantize_row(wt, w + r * wrow, wd, N);
+                double mag = 0.0;
+                for (int j = 0; j < N; j++)
+                    mag += fabs((double)wd[j] * xd[j]);
+                float a = out_ref[t * ROWS + r], b = out_k[t * ROWS + r];
+                if (!(fabs((double)a - b) <= 1e-4 * mag + 1e-6)) {
+                    al_errf(e, AL_EINTERNAL, "kernels %s: self-check: gemm on type %d row %d token "
+                            "%d gives %g, reference %g", k->name, (int)wt, r, t, b, a);
+                    goto out;
+                }
+            }
+        }
+    }
+    rc = 0;
+out:
+    free(x);
+    free(xd);
+    free(wd);
+    free(w);
+    free(xq);
+    free(xq2);
+    return rc;
+}
+
+/* ===== Public ============================================================================ */
+
+const struct kern *
+kern_ref(void)
+{
+    return &kern_table_ref;
+}
+
+const char *
+kern_available(void)
+{
+    struct cpu_feats f = cpu_detect();
+    if (f.avx512)
+        return "avx512 avx2 ref";
+    if (f.avx2)
+        return "avx2 ref";
+    return "ref";
+}
+
+const struct kern *
+kern_select(const char *force, struct al_err *e)
+{
+    struct cpu_feats f = cpu_detect();
+    if (force && *force && strcmp(force, "auto") != 0) {
+        const struct kern *k;
+        if (strcmp(force, "ref") == 0)
+            return &kern_table_ref;
+        if (strcmp(force, "avx2") == 0) {
+            if (!f.avx2)
+                return al_errf(e, AL_EUNSUPPORTED, "kernels avx2: this CPU or OS lacks AVX2/FMA/F16C/BMI2"),
+                       NULL;
+            k = &kern_table_avx2;
+        } else if (strcmp(force, "avx512") == 0) {
+            if (!f.avx512)
+                return al_errf(e, AL_EUNSUPPORTED, "kernels avx512: this CPU or OS lacks AVX-512 "
+                               "F/BW/VL/DQ/VNNI"), NULL;
+            k = &kern_table_avx512;
+        } else {
+            return al_errf(e, AL_EUSAGE, "unknown kernels '%s' (expected auto, avx512, avx2 or ref)",
+                           force), NULL;
+        }
+        return self_check(k, e) == 0 ? k : NULL;
+    }
+    if (f.avx512 && self_check(&kern_table_avx512, e) == 0)
+        return &kern_table_avx512;
+    if (f.avx2 && self_check(&kern_table_avx2, e) == 0)
+        return &kern_table_avx2;
+    if (e)
+        al_err_clear(e);
+    return &kern_table_ref;
+}

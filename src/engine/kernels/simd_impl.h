@@ -1,0 +1,904 @@
+/* simd_impl.h -- the body of the AVX2 and AVX-512 tables, included once by avx2.c and once by
+ * avx512.c (never elsewhere), so both tables share one implementation and one set of tests.
+ * The including file's ISA flags decide the primitives: with AVX-512 VNNI (+VL/BW) the u8 x s8
+ * dot is one vpdpbusd and the scaled int16 dot one vpdpwssd, 32 vector registers allow
+ * 4x4 tiles; on AVX2 they are maddubs + madd and tiles are smaller. Every operation stays
+ * 256 bits wide: on the target cores 512-bit ops are split in two anyway, and ymm keeps the
+ * clock up.
+ *
+ * How a gemm runs: rows are taken in chunks that stay in L2, tokens in groups of a tile's
+ * width, and within a chunk rows in groups of its height; leftover tokens run one at a time
+ * (the decode tile). For one tile the weight block of each of its rows is decoded once into
+ * 32 unsigned 8-bit codes (value = code - offset, or d*code + m) and then dotted with every
+ * token's activation block, so decoding is shared by the tile's tokens and each activation
+ * load by its rows. Integer sums per block are exact and equal the reference's;
+ * the offset is removed with the activation's own sums (exact too); only the float
+ * accumulation order differs from ref.c. Tiles at the last rows clamp their row indices to the
+ * last valid one (the duplicate lanes recompute and rewrite the same value). Decode tiles
+ * prefetch the next tile's rows while they compute: quantized rows are only 2-9 KB, so the
+ * hardware prefetchers keep restarting, and without this a core streamed a third as fast.
+ *
+ * Untrusted bytes: weight blocks are read only at offsets implied by n and the row stride;
+ * no code value is used as an index. Codes are at most 63 (128 after the sign trick on AVX2),
+ * so no maddubs pair sum can saturate int16. */
+
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#include "engine/kernels/internal.h"
+#include "engine/kernels/quant.h"
+
+/* Tile shapes (rows x tokens) for prefill, measured on the target (AMD EPYC): 32-element blocks
+ * and floats do best at 4x4 (3x4 with AVX2's 16 registers), K-quants at 2x8 (their integer
+ * accumulators fill the register file sooner with rows). */
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__) && defined(__AVX512BW__)
+#define KS_VNNI 1
+#define KS_RM 4   /* rows per prefill tile, 32-blocks and floats */
+#define KS_RN 4   /* tokens per prefill tile, 32-blocks and floats */
+#define KS_RMK 2  /* rows per prefill tile, K-quants */
+#define KS_RNK 8  /* tokens per prefill tile, K-quants */
+#else
+#define KS_VNNI 0
+#define KS_RM 3
+#define KS_RN 4
+#define KS_RMK 2
+#define KS_RNK 8
+#endif
+#define KS_RM_DECODE 4  /* rows per decode (one token) tile */
+#define KS_RMAX 4       /* the largest of the row counts above */
+#define KS_RNMAX (KS_RN > KS_RNK ? KS_RN : KS_RNK)
+#define KS_ROW_CHUNK 32 /* rows whose weights are reused from L2 across all token groups */
+
+#define KS_INLINE static inline __attribute__((always_inline))
+
+/* ===== Primitives ====================================================================== */
+
+/* acc + sums of four u8*s8 products per int32 lane. On AVX2 each pair sum must fit int16. */
+KS_INLINE __m256i
+dp_u8s8(__m256i acc, __m256i u, __m256i x)
+{
+#if KS_VNNI
+    return _mm256_dpbusd_epi32(acc, u, x);
+#else
+    __m256i p = _mm256_maddubs_epi16(u, x);
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+#endif
+}
+
+/* acc + per int32 lane: (u0*x0 + u1*x1)*s0 + (u2*x2 + u3*x3)*s1, s16 holding int16 weights. */
+KS_INLINE __m256i
+dp_u8s8_scaled(__m256i acc, __m256i u, __m256i x, __m256i s16)
+{
+    __m256i p = _mm256_maddubs_epi16(u, x);
+#if KS_VNNI
+    return _mm256_dpwssd_epi32(acc, p, s16);
+#else
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(p, s16));
+#endif
+}
+
+KS_INLINE float
+hsum_ps(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+KS_INLINE float
+f16(uint16_t h)
+{
+    return _cvtsh_ss(h);
+}
+
+/* A half at p, converted and broadcast: one load-broadcast and one conversion. */
+KS_INLINE __m256
+f16_bcast(const uint8_t *p)
+{
+    short h;
+    memcpy(&h, p, 2);
+    return _mm256_cvtph_ps(_mm_set1_epi16(h));
+}
+
+KS_INLINE uint16_t
+rd16(const uint8_t *p)
+{
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+
+KS_INLINE __m256i
+load256(const void *p)
+{
+    return _mm256_loadu_si256((const __m256i *)p);
+}
+
+/* 32 nibbles of a Q4_0/Q4_1/Q5_* block in element order: low nibbles then high nibbles. */
+KS_INLINE __m256i
+codes_nib32(const uint8_t *qs)
+{
+    /* the 16 bytes in both halves; the upper half shifted down a nibble */
+    __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
+    v = _mm256_srlv_epi64(v, _mm256_setr_epi64x(0, 0, 4, 4));
+    return _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
+}
+
+/* 0x10 in byte i where bit i of the little-endian 32-bit qh is set (the fifth bits of Q5_*). */
+KS_INLINE __m256i
+bits5_32(const uint8_t *qh)
+{
+    uint32_t h;
+    memcpy(&h, qh, 4);
+#if KS_VNNI
+    return _mm256_maskz_mov_epi8((__mmask32)h, _mm256_set1_epi8(0x10));
+#else
+    __m256i v = _mm256_set1_epi32((int)h);
+    const __m256i spread = _mm256_setr_epi64x(0, 0x0101010101010101ll, 0x0202020202020202ll,
+                                              0x0303030303030303ll);
+    v = _mm256_shuffle_epi8(v, spread);  /* byte i = byte i/8 of qh */
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    v = _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+    return _mm256_and_si256(v, _mm256_set1_epi8(0x10));
+#endif
+}
+
+/* ===== Tiles over 32-element blocks (Q4_0 Q4_1 Q5_0 Q5_1 Q8_0) ========================== */
+
+/* The offset subtracted from a code (0 for the types with a min). */
+KS_INLINE int
+offset32(enum ggml_type wt)
+{
+    switch (wt) {
+    case GGML_TYPE_Q4_0: return 8;
+    case GGML_TYPE_Q5_0: return 16;
+    case GGML_TYPE_Q8_0: return KS_VNNI ? 128 : 0;  /* AVX2 uses the sign trick instead */
+    default: return 0;
+    }
+}
+
+KS_INLINE int
+blk32_bytes(enum ggml_type wt)
+{
+    switch (wt) {
+    case GGML_TYPE_Q4_0: return sizeof(struct blk_q4_0);
+    case GGML_TYPE_Q4_1: return sizeof(struct blk_q4_1);
+    case GGML_TYPE_Q5_0: return sizeof(struct blk_q5_0);
+    case GGML_TYPE_Q5_1: return sizeof(struct blk_q5_1);
+    default: return sizeof(struct blk_q8_0);
+    }
+}
+
+/* Decode one block: codes (u8), the raw signed values for AVX2 Q8_0 (sign trick), scale, min. */
+KS_INLINE void
+decode32(enum ggml_type wt, const uint8_t *b, __m256i *u, __m256i *sgn, __m256 *d, __m256 *m)
+{
+    *d = f16_bcast(b);
+    *m = _mm256_setzero_ps();
+    switch (wt) {
+    case GGML_TYPE_Q4_0:
+        *u = codes_nib32(b + 2);
+        break;
+    case GGML_TYPE_Q4_1:
+        *m = f16_bcast(b + 2);
+        *u = codes_nib32(b + 4);
+        break;
+    case GGML_TYPE_Q5_0:
+        *u = _mm256_or_si256(codes_nib32(b + 6), bits5_32(b + 2));
+        break;
+    case GGML_TYPE_Q5_1:
+        *m = f16_bcast(b + 2);
+        *u = _mm256_or_si256(codes_nib32(b + 8), bits5_32(b + 4));
+        break;
+    default: { /* Q8_0 */
+        __m256i q = load256(b + 2);
+#if KS_VNNI
+        *u = _mm256_xor_si256(q, _mm256_set1_epi8((char)0x80));  /* q + 128 as unsigned */
+        (void)sgn;
+#else
+        *u = _mm256_abs_epi8(q);
+        *sgn = q;
+#endif
+        break;
+    }
+    }
+}
+
+KS_INLINE void
+tile32(enum ggml_type wt, const uint8_t *const *w, const uint8_t *const *pf,
+       const uint8_t *const *x, int nb, int rm, int rn, float res[KS_RMAX][KS_RNMAX])
+{
+    const int wbb = blk32_bytes(wt);
+    const bool has_min = wt == GGML_TYPE_Q4_1 || wt == GGML_TYPE_Q5_1;
+    const int xbb = has_min ? (int)sizeof(struct blk_q8_1) : (int)sizeof(struct blk_q8_0);
+    const int xoff = has_min ? 4 : 2;
+    const int off = offset32(wt);
+    __m256 acc[KS_RMAX][KS_RNMAX];
+#pragma GCC unroll 8
+    for (int r = 0; r < rm; r++)
+#pragma GCC unroll 8
+        for (int t = 0; t < rn; t++)
+            acc[r][t] = _mm256_setzero_ps();
+
+    for (int b = 0; b < nb; b++) {
+        __m256i u[KS_RMAX], sg[KS_RMAX];  /* codes; raw values for the AVX2 sign trick */
+        __m256 dwv[KS_RMAX], mwv[KS_RMAX];  /* scales and mins, broadcast */
+#pragma GCC unroll 8
+        for (int r = 0; r < rm; r++) {
+            if (pf)
+                _mm_prefetch((const char *)pf[r] + (size_t)b * wbb, _MM_HINT_T0);
+            decode32(wt, w[r] + (size_t)b * wbb, &u[r], &sg[r], &dwv[r], &mwv[r]);
+        }
+#pragma GCC unroll 8
+        for (int t = 0; t < rn; t++) {
+            const uint8_t *xb = x[t] + (size_t)b * xbb;
+            __m256i xv = load256(xb + xoff);
+            __m256 dxv = f16_bcast(xb);
+            __m256i base = _mm256_setzero_si256();
+            if (off)  /* minus offset * (sum of each lane's four activations) */
+                base = _mm256_sub_epi32(base, dp_u8s8(_mm256_setzero_si256(),
+                                                      _mm256_set1_epi8((char)off), xv));
+            __m256 sxv = _mm256_setzero_ps();
+            if (has_min)  /* m*s spread over 8 lanes: s/8 is exact */
+                sxv = _mm256_mul_ps(f16_bcast(xb + 2), _mm256_set1_ps(0.125f));
+#pragma GCC unroll 8
+            for (int r = 0; r < rm; r++) {
+                __m256i p;
+                if (wt == GGML_TYPE_Q8_0 && !KS_VNNI)
+                    p = dp_u8s8(base, u[r], _mm256_sign_epi8(xv, sg[r]));
+                else
+                    p = dp_u8s8(base, u[r], xv);
+                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dwv[r], dxv), acc[r][t]);
+                if (has_min)
+                    acc[r][t] = _mm256_fmadd_ps(mwv[r], sxv, acc[r][t]);
+            }
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < rm; r++)
+#pragma GCC unroll 8
+        for (int t = 0; t < rn; t++)
+            res[r][t] = hsum_ps(acc[r][t]);
+}
+
+/* ===== Tiles over K-quant super-blocks (Q4_K Q5_K Q6_K) ================================== */
+
+/* The 8 scales and 8 mins of a Q4_K/Q5_K super-block, each as 8 bytes (6-bit values). */
+KS_INLINE void
+k_scales(const uint8_t *s, uint8_t sc[8], uint8_t mn[8])
+{
+    uint32_t a, b, c;
+    memcpy(&a, s, 4);
+    memcpy(&b, s + 4, 4);
+    memcpy(&c, s + 8, 4);
+    uint32_t sc_lo = a & 0x3f3f3f3fu, mn_lo = b & 0x3f3f3f3fu;
+    uint32_t sc_hi = (c & 0x0f0f0f0fu) | ((a >> 6) & 0x03030303u) << 4;
+    uint32_t mn_hi = ((c >> 4) & 0x0f0f0f0fu) | ((b >> 6) & 0x03030303u) << 4;
+    memcpy(sc, &sc_lo, 4);
+    memcpy(sc + 4, &sc_hi, 4);
+    memcpy(mn, &mn_lo, 4);
+    memcpy(mn + 4, &mn_hi, 4);
+}
+
+/* Codes of chunk c (elements 32c..32c+31) of a Q4_K/Q5_K/Q6_K super-block. */
+KS_INLINE __m256i
+codes_k(enum ggml_type wt, const uint8_t *b, int c)
+{
+    const __m256i lo4 = _mm256_set1_epi8(0x0f);
+    if (wt == GGML_TYPE_Q6_K) {
+        const struct blk_q6_k *q = (const struct blk_q6_k *)b;
+        int half = c / 4, k = c % 4;
+        __m256i l = load256(q->ql + 64 * half + 32 * (k & 1));
+        __m256i h = load256(q->qh + 32 * half);
+        const __m256i m30 = _mm256_set1_epi8(0x30);
+        __m256i lo = (k < 2) ? _mm256_and_si256(l, lo4) : _mm256_and_si256(_mm256_srli_epi16(l, 4), lo4);
+        __m256i hi;
+        switch (k) {
+        case 0: hi = _mm256_slli_epi16(h, 4); break;
+        case 1: hi = _mm256_slli_epi16(h, 2); break;
+        case 2: hi = h; break;
+        default: hi = _mm256_srli_epi16(h, 2); break;
+        }
+        return _mm256_or_si256(lo, _mm256_and_si256(hi, m30));
+    }
+    const uint8_t *qs = wt == GGML_TYPE_Q4_K ? ((const struct blk_q4_k *)b)->qs
+                                             : ((const struct blk_q5_k *)b)->qs;
+    __m256i q = load256(qs + 32 * (c / 2));
+    __m256i u = (c & 1) ? _mm256_and_si256(_mm256_srli_epi16(q, 4), lo4) : _mm256_and_si256(q, lo4);
+    if (wt == GGML_TYPE_Q5_K) {
+        __m256i h = load256(((const struct blk_q5_k *)b)->qh);
+        /* bring bit c of each byte to bit 4; 16-bit shifts of at most 4 never move a bit
+         * across the byte boundary into position 4 */
+        h = c <= 4 ? _mm256_slli_epi16(h, 4 - c) : _mm256_srli_epi16(h, c - 4);
+        u = _mm256_or_si256(u, _mm256_and_si256(h, _mm256_set1_epi8(0x10)));
+    }
+    return u;
+}
+
+KS_INLINE int
+blkk_bytes(enum ggml_type wt)
+{
+    return wt == GGML_TYPE_Q4_K ? (int)sizeof(struct blk_q4_k)
+         : wt == GGML_TYPE_Q5_K ? (int)sizeof(struct blk_q5_k) : (int)sizeof(struct blk_q6_k);
+}
+
+KS_INLINE void
+tilek(enum ggml_type wt, const uint8_t *const *w, const uint8_t *const *pf,
+      const uint8_t *const *x, int nb, int rm, int rn, float res[KS_RMAX][KS_RNMAX])
+{
+    enum { RMAX = KS_RMAX };
+    const int wbb = blkk_bytes(wt);
+    const bool q6 = wt == GGML_TYPE_Q6_K;
+    __m256 acc[RMAX][KS_RNMAX];
+#pragma GCC unroll 8
+    for (int r = 0; r < rm; r++)
+#pragma GCC unroll 8
+        for (int t = 0; t < rn; t++)
+            acc[r][t] = _mm256_setzero_ps();
+
+    for (int b = 0; b < nb; b++) {
+        __m256i iacc[RMAX][KS_RNMAX];
+        __m256i scb[RMAX];     /* Q4_K/Q5_K: the 8 scales as int16, in both 128-bit lanes;
+                                  Q6_K: scales 0-7 in both lanes */
+        __m256i scb2[RMAX];    /* Q6_K: scales 8-15 in both lanes */
+        __m256i mins16[RMAX];  /* Q4_K/Q5_K: mins, each twice; Q6_K: the 16 scales */
+        __m256 dwv[RMAX], dminv[RMAX];
+        const uint8_t *wb[RMAX];
+#pragma GCC unroll 8
+        for (int r = 0; r < rm; r++) {
+            wb[r] = w[r] + (size_t)b * wbb;
+            if (pf)
+                for (int o = 0; o < wbb; o += 64)
+                    _mm_prefetch((const char *)pf[r] + (size_t)b * wbb + o, _MM_HINT_T0);
+            if (q6) {
+                const struct blk_q6_k *q = (const struct blk_q6_k *)wb[r];
+                __m128i s8 = _mm_loadu_si128((const __m128i *)q->scales);
+                __m256i s16 = _mm256_cvtepi8_epi16(s8);
+                mins16[r] = s16;
+                scb[r] = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(s16));
+                scb2[r] = _mm256_broadcastsi128_si256(_mm256_extracti128_si256(s16, 1));
+                dwv[r] = _mm256_set1_ps(f16(q->d));
+                dminv[r] = _mm256_setzero_ps();
+            } else {
+                const struct blk_q4_k *q = (const struct blk_q4_k *)wb[r];  /* same head as Q5_K */
+                uint8_t sc[8], mn[8];
+                k_scales(q->scales, sc, mn);
+                uint64_t s8, m8;
+                memcpy(&s8, sc, 8);
+                memcpy(&m8, mn, 8);
+                scb[r] = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)s8)));
+                scb2[r] = scb[r];
+                __m128i m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)m8));
+                mins16[r] = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_unpacklo_epi16(m16, m16)),
+                                                    _mm_unpackhi_epi16(m16, m16), 1);
+                dwv[r] = _mm256_set1_ps(f16(q->d));
+                dminv[r] = _mm256_set1_ps(f16(q->dmin));
+            }
+#pragma GCC unroll 8
+            for (int t = 0; t < rn; t++)
+                iacc[r][t] = _mm256_setzero_si256();
+        }
+#pragma GCC unroll 8
+        for (int c = 0; c < 8; c++) {
+            __m256i u[RMAX], s16[RMAX];
+            /* byte shuffle that spreads the int16 scale(s) of chunk c over the vector */
+            __m256i pick;
+            if (q6)
+                pick = _mm256_setr_epi8(4 * (c & 3), 4 * (c & 3) + 1, 4 * (c & 3), 4 * (c & 3) + 1,
+                    4 * (c & 3), 4 * (c & 3) + 1, 4 * (c & 3), 4 * (c & 3) + 1,
+                    4 * (c & 3), 4 * (c & 3) + 1, 4 * (c & 3), 4 * (c & 3) + 1,
+                    4 * (c & 3), 4 * (c & 3) + 1, 4 * (c & 3), 4 * (c & 3) + 1,
+                    4 * (c & 3) + 2, 4 * (c & 3) + 3, 4 * (c & 3) + 2, 4 * (c & 3) + 3,
+                    4 * (c & 3) + 2, 4 * (c & 3) + 3, 4 * (c & 3) + 2, 4 * (c & 3) + 3,
+                    4 * (c & 3) + 2, 4 * (c & 3) + 3, 4 * (c & 3) + 2, 4 * (c & 3) + 3,
+                    4 * (c & 3) + 2, 4 * (c & 3) + 3, 4 * (c & 3) + 2, 4 * (c & 3) + 3);
+            else
+                pick = _mm256_set1_epi16((short)((2 * c + 1) << 8 | 2 * c));
+#pragma GCC unroll 8
+            for (int r = 0; r < rm; r++) {
+                u[r] = codes_k(wt, wb[r], c);
+                s16[r] = _mm256_shuffle_epi8(q6 && c >= 4 ? scb2[r] : scb[r], pick);
+            }
+#pragma GCC unroll 8
+            for (int t = 0; t < rn; t++) {
+                __m256i xv = load256(((const struct blk_q8_k *)x[t])[b].qs + 32 * c);
+#pragma GCC unroll 8
+                for (int r = 0; r < rm; r++)
+                    iacc[r][t] = dp_u8s8_scaled(iacc[r][t], u[r], xv, s16[r]);
+            }
+        }
+#pragma GCC unroll 8
+        for (int t = 0; t < rn; t++) {
+            const struct blk_q8_k *xb = (const struct blk_q8_k *)x[t] + b;
+            __m256 dxv = _mm256_set1_ps(xb->d);
+            __m256i bs = load256(xb->bsums);
+#pragma GCC unroll 8
+            for (int r = 0; r < rm; r++) {
+                __m256i mterm = _mm256_madd_epi16(mins16[r], bs);
+                if (q6) {  /* codes are value + 32: remove 32 * sum(scale * bsum) */
+                    __m256i i = _mm256_sub_epi32(iacc[r][t], _mm256_slli_epi32(mterm, 5));
+                    acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), _mm256_mul_ps(dwv[r], dxv), acc[r][t]);
+                } else {
+                    acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[r][t]), _mm256_mul_ps(dwv[r], dxv),
+                                                acc[r][t]);
+                    acc[r][t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mterm), _mm256_mul_ps(dminv[r], dxv),
+                                                 acc[r][t]);
+                }
+            }
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < rm; r++)
+#pragma GCC unroll 8
+        for (int t = 0; t < rn; t++)
+            res[r][t] = hsum_ps(acc[r][t]);
+}
+
+/* ===== Tiles over float rows (F32 F16 BF16) ============================================== */
+
+KS_INLINE __m256
+load8f(enum ggml_type t, const uint8_t *p)
+{
+    if (t == GGML_TYPE_F32)
+        return _mm256_loadu_ps((const float *)p);
+    __m128i h = _mm_loadu_si128((const __m128i *)p);
+    if (t == GGML_TYPE_F16)
+        return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+KS_INLINE float
+load1f(enum ggml_type t, const uint8_t *p, int j)
+{
+    if (t == GGML_TYPE_F32) {
+        float v;
+        memcpy(&v, p + 4 * (size_t)j, 4);
+        return v;
+    }
+    uint16_t h = rd16(p + 2 * (size_t)j);
+    return t == GGML_TYPE_F16 ? f16(h) : q_bf16_to_f32(h);
+}
+
+KS_INLINE void
+tilef(enum ggml_type wt, const uint8_t *const *w, const uint8_t *const *pf,
+      const uint8_t *const *x, int n, int rm, int rn, float res[KS_RMAX][KS_RNMAX])
+{
+    enum { RMAX = KS_RMAX };
+    const int es = wt == GGML_TYPE_F32 ? 4 : 2;
+    (void)pf;  /* long float rows train the hardware prefetchers on their own */
+    __m256 acc[RMAX][KS_RNMAX];
+#pragma GCC unroll 8
+    for (int r = 0; r < rm; r++)
+#pragma GCC unroll 8
+        for (int t = 0; t < rn; t++)
+            acc[r][t] = _mm256_setzero_ps();
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 wv[RMAX];
+#pragma GCC unroll 8
+        for (int r = 0; r < rm; r++) {
+            wv[r] = load8f(wt, w[r] + (size_t)j * es);
+        }
+#pragma GCC unroll 8
+        for (int t = 0; t < rn; t++) {
+            __m256 xv = load8f(wt, x[t] + (size_t)j * es);
+#pragma GCC unroll 8
+            for (int r = 0; r < rm; r++)
+                acc[r][t] = _mm256_fmadd_ps(wv[r], xv, acc[r][t]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < rm; r++)
+#pragma GCC unroll 8
+        for (int t = 0; t < rn; t++) {
+            float s = hsum_ps(acc[r][t]);
+            for (int k = j; k < n; k++)
+                s += load1f(wt, w[r], k) * load1f(wt, x[t], k);
+            res[r][t] = s;
+        }
+}
+
+/* ===== gemm ============================================================================= */
+
+/* One tile of rm rows starting at r and rn tokens starting at t0, clamped at the edges. */
+KS_INLINE void
+run_tile(enum ggml_type wt, const uint8_t *wbase, size_t wrb, int n, int r, int r1,
+         const uint8_t *xbase, size_t xrb, int t0, int n_tok, float *out, int ld, int rm, int rn)
+{
+    enum { RMAX = KS_RMAX };
+    const uint8_t *w[RMAX], *x[KS_RNMAX], *pfr[RMAX];
+    const uint8_t *const *pf = NULL;
+    int ri[RMAX], ti[KS_RNMAX];
+    float res[RMAX][KS_RNMAX];
+#pragma GCC unroll 8
+    for (int i = 0; i < rm; i++) {
+        ri[i] = r + i < r1 ? r + i : r1 - 1;
+        w[i] = wbase + (size_t)ri[i] * wrb;
+        /* decode streams each row once: fetch the next tile's rows while this one computes,
+         * since the hardware prefetchers restart on every short row */
+        int rp = r + rm + i < r1 ? r + rm + i : r1 - 1;
+        pfr[i] = wbase + (size_t)rp * wrb;
+    }
+    if (rn == 1)
+        pf = pfr;
+#pragma GCC unroll 8
+    for (int i = 0; i < rn; i++) {
+        ti[i] = t0 + i < n_tok ? t0 + i : n_tok - 1;
+        x[i] = xbase + (size_t)ti[i] * xrb;
+    }
+    switch (wt) {
+    case GGML_TYPE_Q4_0: tile32(GGML_TYPE_Q4_0, w, pf, x, n / 32, rm, rn, res); break;
+    case GGML_TYPE_Q4_1: tile32(GGML_TYPE_Q4_1, w, pf, x, n / 32, rm, rn, res); break;
+    case GGML_TYPE_Q5_0: tile32(GGML_TYPE_Q5_0, w, pf, x, n / 32, rm, rn, res); break;
+    case GGML_TYPE_Q5_1: tile32(GGML_TYPE_Q5_1, w, pf, x, n / 32, rm, rn, res); break;
+    case GGML_TYPE_Q8_0: tile32(GGML_TYPE_Q8_0, w, pf, x, n / 32, rm, rn, res); break;
+    case GGML_TYPE_Q4_K: tilek(GGML_TYPE_Q4_K, w, pf, x, n / QK_K, rm, rn, res); break;
+    case GGML_TYPE_Q5_K: tilek(GGML_TYPE_Q5_K, w, pf, x, n / QK_K, rm, rn, res); break;
+    case GGML_TYPE_Q6_K: tilek(GGML_TYPE_Q6_K, w, pf, x, n / QK_K, rm, rn, res); break;
+    case GGML_TYPE_F32: tilef(GGML_TYPE_F32, w, pf, x, n, rm, rn, res); break;
+    case GGML_TYPE_F16: tilef(GGML_TYPE_F16, w, pf, x, n, rm, rn, res); break;
+    case GGML_TYPE_BF16: tilef(GGML_TYPE_BF16, w, pf, x, n, rm, rn, res); break;
+    default: return;
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < rm; i++)
+#pragma GCC unroll 8
+        for (int k = 0; k < rn; k++)
+            out[(size_t)ti[k] * ld + ri[i]] = res[i][k];
+}
+
+/* Separate non-inlined instances for the two tile shapes keep code size in check. */
+static __attribute__((noinline)) void
+tile_decode(enum ggml_type wt, const uint8_t *wbase, size_t wrb, int n, int r, int r1,
+            const uint8_t *xbase, size_t xrb, int t0, int n_tok, float *out, int ld)
+{
+    run_tile(wt, wbase, wrb, n, r, r1, xbase, xrb, t0, n_tok, out, ld, KS_RM_DECODE, 1);
+}
+
+static __attribute__((noinline)) void
+tile_prefill(enum ggml_type wt, const uint8_t *wbase, size_t wrb, int n, int r, int r1,
+             const uint8_t *xbase, size_t xrb, int t0, int n_tok, float *out, int ld)
+{
+    run_tile(wt, wbase, wrb, n, r, r1, xbase, xrb, t0, n_tok, out, ld, KS_RM, KS_RN);
+}
+
+static __attribute__((noinline)) void
+tile_prefill_k(enum ggml_type wt, const uint8_t *wbase, size_t wrb, int n, int r, int r1,
+               const uint8_t *xbase, size_t xrb, int t0, int n_tok, float *out, int ld)
+{
+    run_tile(wt, wbase, wrb, n, r, r1, xbase, xrb, t0, n_tok, out, ld, KS_RMK, KS_RNK);
+}
+
+static void
+simd_gemm(enum ggml_type wt, const void *w, size_t w_row_bytes, int n, int r0, int r1,
+          const void *xq, int n_tok, float *out, int ld_out)
+{
+    if (!kern_weight_supported(wt) || r1 <= r0 || n_tok <= 0 || n <= 0)
+        return;
+    size_t xrb = kern_row_bytes(kern_act_type(wt), n);
+    if (xrb == 0)
+        return;
+    bool kq = wt == GGML_TYPE_Q4_K || wt == GGML_TYPE_Q5_K || wt == GGML_TYPE_Q6_K;
+    int rm = kq ? KS_RMK : KS_RM, rn = kq ? KS_RNK : KS_RN;
+    int full = n_tok / rn * rn;  /* tokens in whole prefill tiles; the rest go one by one */
+    if (full == 0) {
+        for (int t = 0; t < n_tok; t++)
+            for (int r = r0; r < r1; r += KS_RM_DECODE)
+                tile_decode(wt, w, w_row_bytes, n, r, r1, xq, xrb, t, n_tok, out, ld_out);
+        return;
+    }
+    for (int rc = r0; rc < r1; rc += KS_ROW_CHUNK) {
+        int rc1 = rc + KS_ROW_CHUNK < r1 ? rc + KS_ROW_CHUNK : r1;
+        for (int t0 = 0; t0 < full; t0 += rn)
+            for (int r = rc; r < rc1; r += rm) {
+                if (kq)
+                    tile_prefill_k(wt, w, w_row_bytes, n, r, rc1, xq, xrb, t0, n_tok, out, ld_out);
+                else
+                    tile_prefill(wt, w, w_row_bytes, n, r, rc1, xq, xrb, t0, n_tok, out, ld_out);
+            }
+        for (int t = full; t < n_tok; t++)
+            for (int r = rc; r < rc1; r += KS_RM_DECODE)
+                tile_decode(wt, w, w_row_bytes, n, r, rc1, xq, xrb, t, n_tok, out, ld_out);
+    }
+}
+
+/* ===== Activation quantization =========================================================== */
+
+/* Q8_0 with the reference's exact arithmetic: same amax, same 127/amax, nearest-even. */
+static void
+simd_quantize_q8_0(const float *x, struct blk_q8_0 *y, int nb)
+{
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    for (int i = 0; i < nb; i++, x += 32) {
+        __m256 v[4];
+        __m256 mx = _mm256_setzero_ps();
+        for (int k = 0; k < 4; k++) {
+            v[k] = _mm256_loadu_ps(x + 8 * k);
+            mx = _mm256_max_ps(mx, _mm256_and_ps(v[k], absmask));
+        }
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        float amax = _mm_cvtss_f32(m4);
+        float d = amax / 127.0f;
+        float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        y[i].d = q_f32_to_f16(d);
+        __m256 idv = _mm256_set1_ps(id);
+        __m256i q[4];
+        for (int k = 0; k < 4; k++)
+            q[k] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[k], idv),
+                                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        __m256i p01 = _mm256_packs_epi32(q[0], q[1]);
+        __m256i p23 = _mm256_packs_epi32(q[2], q[3]);
+        __m256i p = _mm256_packs_epi16(p01, p23);
+        /* the packs interleave 128-bit lanes: restore element order */
+        p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)y[i].qs, p);
+    }
+}
+
+/* 8 floats rounded to nearest-even int32 and packed to int8 with saturation, in order. */
+KS_INLINE __m256i
+round_pack32(__m256 a, __m256 b, __m256 c, __m256 d)
+{
+#define KS_RNE (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)  /* must be a literal for clang */
+    __m256i p01 = _mm256_packs_epi32(_mm256_cvtps_epi32(_mm256_round_ps(a, KS_RNE)),
+                                     _mm256_cvtps_epi32(_mm256_round_ps(b, KS_RNE)));
+    __m256i p23 = _mm256_packs_epi32(_mm256_cvtps_epi32(_mm256_round_ps(c, KS_RNE)),
+                                     _mm256_cvtps_epi32(_mm256_round_ps(d, KS_RNE)));
+    return _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p01, p23),
+                                       _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+/* Q8_K exactly as ref.c: same amax, the first value of that magnitude gives the sign, same
+ * iscale product, nearest-even; the int8 saturation of the pack is ref's MIN(127, v) (the
+ * product never exceeds 127 in magnitude by more than a rounding error). */
+static void
+simd_quantize_q8_k(const float *x, struct blk_q8_k *y, int nb)
+{
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    for (int i = 0; i < nb; i++, x += QK_K) {
+        __m256 mx = _mm256_setzero_ps();
+        for (int k = 0; k < QK_K; k += 8)
+            mx = _mm256_max_ps(mx, _mm256_and_ps(_mm256_loadu_ps(x + k), absmask));
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        float amax = _mm_cvtss_f32(m4);
+        if (amax == 0.0f) {
+            memset(&y[i], 0, sizeof y[i]);
+            continue;
+        }
+        float max = 0.0f;
+        __m256 av = _mm256_set1_ps(amax);
+        for (int k = 0; k < QK_K; k += 8) {
+            int hit = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_and_ps(_mm256_loadu_ps(x + k), absmask),
+                                                       av, _CMP_EQ_OQ));
+            if (hit) {
+                max = x[k + __builtin_ctz((unsigned)hit)];
+                break;
+            }
+        }
+        float iscale = -127.0f / max;
+        __m256 is = _mm256_set1_ps(iscale);
+        for (int k = 0; k < QK_K; k += 32) {
+            __m256i q = round_pack32(_mm256_mul_ps(is, _mm256_loadu_ps(x + k)),
+                                     _mm256_mul_ps(is, _mm256_loadu_ps(x + k + 8)),
+                                     _mm256_mul_ps(is, _mm256_loadu_ps(x + k + 16)),
+                                     _mm256_mul_ps(is, _mm256_loadu_ps(x + k + 24)));
+            _mm256_storeu_si256((__m256i *)(y[i].qs + k), q);
+            /* sums of each 16: pairs, then fours, then the two halves of each 128-bit lane */
+            __m256i s4 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q),
+                                           _mm256_set1_epi16(1));
+            __m256i s8 = _mm256_hadd_epi32(s4, s4);
+            __m256i s16 = _mm256_hadd_epi32(s8, s8);
+            y[i].bsums[k / 16] = (int16_t)_mm256_cvtsi256_si32(s16);
+            y[i].bsums[k / 16 + 1] = (int16_t)_mm256_extract_epi32(s16, 4);
+        }
+        y[i].d = 1.0f / iscale;
+    }
+}
+
+static void
+simd_quantize_row(enum ggml_type act_type, const float *x, void *dst, int n)
+{
+    switch (act_type) {
+    case GGML_TYPE_Q8_0:
+        simd_quantize_q8_0(x, dst, n / 32);
+        break;
+    case GGML_TYPE_Q8_K:
+        simd_quantize_q8_k(x, dst, n / QK_K);
+        break;
+    case GGML_TYPE_F16: {
+        uint16_t *y = dst;
+        int j = 0;
+        for (; j + 8 <= n; j += 8)
+            _mm_storeu_si128((__m128i *)(y + j),
+                             _mm256_cvtps_ph(_mm256_loadu_ps(x + j), _MM_FROUND_TO_NEAREST_INT));
+        for (; j < n; j++)
+            y[j] = q_f32_to_f16(x[j]);
+        break;
+    }
+    default:
+        ref_quantize_row(act_type, x, dst, n);
+        break;
+    }
+}
+
+/* ===== Float helpers ===================================================================== */
+
+static float
+simd_dot_f32(int n, const float *a, const float *b)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int j = 0;
+    for (; j + 16 <= n; j += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + j), _mm256_loadu_ps(b + j), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + j + 8), _mm256_loadu_ps(b + j + 8), s1);
+    }
+    for (; j + 8 <= n; j += 8)
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + j), _mm256_loadu_ps(b + j), s0);
+    float s = hsum_ps(_mm256_add_ps(s0, s1));
+    for (; j < n; j++)
+        s += a[j] * b[j];
+    return s;
+}
+
+static float
+simd_dot_f16_f32(int n, const uint16_t *a, const float *b)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int j = 0;
+    for (; j + 16 <= n; j += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + j))),
+                             _mm256_loadu_ps(b + j), s0);
+        s1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + j + 8))),
+                             _mm256_loadu_ps(b + j + 8), s1);
+    }
+    for (; j + 8 <= n; j += 8)
+        s0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + j))),
+                             _mm256_loadu_ps(b + j), s0);
+    float s = hsum_ps(_mm256_add_ps(s0, s1));
+    for (; j < n; j++)
+        s += f16(a[j]) * b[j];
+    return s;
+}
+
+static void
+simd_axpy_f32(int n, float alpha, const float *x, float *y)
+{
+    __m256 av = _mm256_set1_ps(alpha);
+    int j = 0;
+    for (; j + 8 <= n; j += 8)
+        _mm256_storeu_ps(y + j, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + j), _mm256_loadu_ps(y + j)));
+    for (; j < n; j++)
+        y[j] += alpha * x[j];
+}
+
+static void
+simd_axpy_f16_f32(int n, float alpha, const uint16_t *x, float *y)
+{
+    __m256 av = _mm256_set1_ps(alpha);
+    int j = 0;
+    for (; j + 8 <= n; j += 8)
+        _mm256_storeu_ps(y + j, _mm256_fmadd_ps(av, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + j))),
+                                                _mm256_loadu_ps(y + j)));
+    for (; j < n; j++)
+        y[j] += alpha * f16(x[j]);
+}
+
+static void
+simd_f32_to_f16_row(const float *x, uint16_t *y, int n)
+{
+    simd_quantize_row(GGML_TYPE_F16, x, y, n);
+}
+
+static void
+simd_f16_to_f32_row(const uint16_t *x, float *y, int n)
+{
+    int j = 0;
+    for (; j + 8 <= n; j += 8)
+        _mm256_storeu_ps(y + j, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + j))));
+    for (; j < n; j++)
+        y[j] = f16(x[j]);
+}
+
+/* e^x for 8 floats, within a few ulp of expf: x = n*ln2 + r with |r| <= ln2/2, a degree-7
+ * polynomial for e^r, and 2^n put into the exponent. Inputs are clamped so 2^n stays a normal
+ * float: below -87.3 the result is about 1e-38 instead of a denormal or 0, above 88.7 it is
+ * about 3e38 instead of Inf; both are harmless where it is used (softmax after max
+ * subtraction, the sigmoid of SwiGLU). */
+KS_INLINE __m256
+exp_ps(__m256 x)
+{
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.7f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145752f), x);  /* ln2, high bits */
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.42860677e-6f), r);      /* ln2, the rest */
+    __m256 p = _mm256_set1_ps(1.0f / 5040);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+static void
+simd_rmsnorm(float *out, const float *x, const float *w, int n, float eps)
+{
+    __m256 s0 = _mm256_setzero_ps();
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 v = _mm256_loadu_ps(x + j);
+        s0 = _mm256_fmadd_ps(v, v, s0);
+    }
+    double ss = hsum_ps(s0);
+    for (; j < n; j++)
+        ss += (double)x[j] * x[j];
+    float scale = 1.0f / sqrtf((float)(ss / n) + eps);
+    __m256 sv = _mm256_set1_ps(scale);
+    for (j = 0; j + 8 <= n; j += 8)
+        _mm256_storeu_ps(out + j, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + j), sv),
+                                                _mm256_loadu_ps(w + j)));
+    for (; j < n; j++)
+        out[j] = x[j] * scale * w[j];
+}
+
+static void
+simd_softmax(float *x, int n)
+{
+    if (n <= 0)
+        return;
+    float max = x[0];
+    int j = 0;
+    if (n >= 8) {
+        __m256 mv = _mm256_loadu_ps(x);
+        for (j = 8; j + 8 <= n; j += 8)
+            mv = _mm256_max_ps(mv, _mm256_loadu_ps(x + j));
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mv), _mm256_extractf128_ps(mv, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        max = _mm_cvtss_f32(m4);
+    }
+    for (; j < n; j++)
+        max = x[j] > max ? x[j] : max;
+    __m256 mv = _mm256_set1_ps(max), sum = _mm256_setzero_ps();
+    for (j = 0; j + 8 <= n; j += 8) {
+        __m256 e = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(x + j), mv));
+        _mm256_storeu_ps(x + j, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    double s = hsum_ps(sum);
+    for (; j < n; j++) {
+        x[j] = expf(x[j] - max);
+        s += x[j];
+    }
+    float inv = (float)(1.0 / s);
+    __m256 iv = _mm256_set1_ps(inv);
+    for (j = 0; j + 8 <= n; j += 8)
+        _mm256_storeu_ps(x + j, _mm256_mul_ps(_mm256_loadu_ps(x + j), iv));
+    for (; j < n; j++)
+        x[j] *= inv;
+}
+
+static void
+simd_swiglu(float *g, const float *u, int n)
+{
+    const __m256 one = _mm256_set1_ps(1.0f);
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 gv = _mm256_loadu_ps(g + j);
+        __m256 den = _mm256_add_ps(one, exp_ps(_mm256_xor_ps(gv, sign)));
+        _mm256_storeu_ps(g + j, _mm256_mul_ps(_mm256_div_ps(gv, den), _mm256_loadu_ps(u + j)));
+    }
+    for (; j < n; j++)
+        g[j] = g[j] / (1.0f + expf(-g[j])) * u[j];
+}

@@ -1,0 +1,635 @@
+/* test_kernels.c -- the compute kernels: number conversions on known values, block layouts on
+ * hand-built blocks, activation quantization round trips, and every SIMD table this CPU runs
+ * against the scalar reference (identical quantized activations, gemm within a per-type
+ * tolerance) on random blocks with zeros, huge and negative scales, odd token counts and row
+ * ranges that are not multiples of any tile. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/kernels/kernels.h"
+#include "format/gguf.h"
+#include "engine/kernels/quant.h"
+#include "util/xalloc.h"
+
+static const enum ggml_type all_types[] = {
+    GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_BF16, GGML_TYPE_Q8_0, GGML_TYPE_Q4_0,
+    GGML_TYPE_Q4_1, GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_Q4_K, GGML_TYPE_Q5_K,
+    GGML_TYPE_Q6_K,
+};
+#define N_TYPES (sizeof all_types / sizeof all_types[0])
+
+/* Tolerance on |simd - ref| relative to sum |w_j * x_j| (the dot's magnitude). SIMD tables use
+ * the same integer block sums as ref; what differs is float summation order (and, for float
+ * types, float instead of double accumulation). */
+static double
+tol_for(enum ggml_type t)
+{
+    switch (t) {
+    case GGML_TYPE_F32: case GGML_TYPE_F16: case GGML_TYPE_BF16:
+        return 2e-6;  /* per-element float rounding only */
+    default:
+        return 2e-6;  /* one float product per block, reordered sums */
+    }
+}
+
+static uint64_t
+rng_next(uint64_t *s)
+{
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 0x2545f4914f6cdd1dull;
+}
+
+static float
+rng_unit(uint64_t *s)
+{
+    return (float)(rng_next(s) >> 40) * 0x1p-23f - 1.0f;
+}
+
+/* A scale for block i: mostly small, some zero, some negative, some large. */
+static float
+pick_scale(uint64_t *s, size_t i)
+{
+    switch (i % 7) {
+    case 3: return 0.0f;
+    case 5: return -0.07f * (1.0f + rng_unit(s));
+    case 6: return 300.0f * rng_unit(s);
+    default: return 0.02f * rng_unit(s);
+    }
+}
+
+static void
+fill_weights(enum ggml_type wt, uint8_t *w, size_t bytes, uint64_t *s)
+{
+    for (size_t i = 0; i < bytes; i++)
+        w[i] = (uint8_t)rng_next(s);
+    size_t bb = (size_t)kern_block_bytes(wt), nblk = bytes / bb;
+    for (size_t i = 0; i < nblk; i++) {
+        uint8_t *b = w + i * bb;
+        uint16_t h1 = q_f32_to_f16(pick_scale(s, i)), h2 = q_f32_to_f16(pick_scale(s, i + 2));
+        switch (wt) {
+        case GGML_TYPE_F32: {
+            float v = (i % 97 == 5) ? 0.0f : rng_unit(s) * ((i % 13 == 0) ? 1000.0f : 1.0f);
+            memcpy(b, &v, 4);
+            break;
+        }
+        case GGML_TYPE_F16: {
+            uint16_t v = q_f32_to_f16(rng_unit(s) * ((i % 13 == 0) ? 1000.0f : 1.0f));
+            memcpy(b, &v, 2);
+            break;
+        }
+        case GGML_TYPE_BF16: {
+            uint16_t v = q_f32_to_bf16(rng_unit(s) * ((i % 13 == 0) ? 1e6f : 1.0f));
+            memcpy(b, &v, 2);
+            break;
+        }
+        case GGML_TYPE_Q6_K:
+            memcpy(b + offsetof(struct blk_q6_k, d), &h1, 2);
+            break;
+        case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_1: case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K:
+            memcpy(b, &h1, 2);
+            memcpy(b + 2, &h2, 2);
+            break;
+        default:
+            memcpy(b, &h1, 2);
+            break;
+        }
+        if (i % 11 == 4 && wt != GGML_TYPE_F32 && wt != GGML_TYPE_F16 && wt != GGML_TYPE_BF16)
+            memset(b, 0, bb);  /* an all-zero block */
+    }
+}
+
+static void
+fill_acts(float *x, int n, uint64_t *s)
+{
+    for (int j = 0; j < n; j++) {
+        int blk = j / 256;
+        float scale = (blk % 5 == 1) ? 1000.0f : (blk % 5 == 3) ? 1e-3f : 1.0f;
+        x[j] = rng_unit(s) * scale;
+        if (blk % 7 == 6)
+            x[j] = 0.0f;  /* an all-zero activation block */
+    }
+}
+
+/* Compare table k with ref on one configuration. */
+static void
+check_gemm(const struct kern *k, enum ggml_type wt, int n, int rows, int r0, int r1, int n_tok,
+           uint64_t *s)
+{
+    const struct kern *ref = kern_ref();
+    enum ggml_type at = kern_act_type(wt);
+    size_t wrow = kern_row_bytes(wt, n), xrow = kern_row_bytes(at, n);
+    assert_true(wrow > 0 && xrow > 0);
+    uint8_t *w = xmalloc(wrow * rows);
+    float *x = xmalloc(sizeof(float) * n * n_tok);
+    uint8_t *xq = xmalloc(xrow * n_tok), *xq2 = xmalloc(xrow * n_tok);
+    float *o1 = xmalloc(sizeof(float) * rows * n_tok), *o2 = xmalloc(sizeof(float) * rows * n_tok);
+    float *wd = xmalloc(sizeof(float) * n), *xd = xmalloc(sizeof(float) * n);
+
+    fill_weights(wt, w, wrow * rows, s);
+    fill_acts(x, n * n_tok, s);
+    for (int t = 0; t < n_tok; t++) {
+        ref->quantize_row(at, x + (size_t)t * n, xq + t * xrow, n);
+        k->quantize_row(at, x + (size_t)t * n, xq2 + t * xrow, n);
+    }
+    if (memcmp(xq, xq2, xrow * n_tok) != 0)
+        fail_msg("%s: quantize_row to %s differs from ref (n %d)", k->name, ggml_type_name(at), n);
+    for (int i = 0; i < rows * n_tok; i++)
+        o1[i] = o2[i] = -12345.0f;
+    ref->gemm(wt, w, wrow, n, r0, r1, xq, n_tok, o1, rows);
+    k->gemm(wt, w, wrow, n, r0, r1, xq, n_tok, o2, rows);
+    for (int t = 0; t < n_tok; t++) {
+        ref->dequantize_row(at, xq + t * xrow, xd, n);
+        for (int r = 0; r < rows; r++) {
+            float a = o1[t * rows + r], b = o2[t * rows + r];
+            if (r < r0 || r >= r1) {
+                if (a != -12345.0f || b != -12345.0f)
+                    fail_msg("%s %s: wrote outside rows [%d,%d): row %d", k->name,
+                             ggml_type_name(wt), r0, r1, r);
+                continue;
+            }
+            ref->dequantize_row(wt, w + r * wrow, wd, n);
+            double mag = 0.0;
+            for (int j = 0; j < n; j++)
+                mag += fabs((double)wd[j] * xd[j]);
+            /* the reference itself must agree with the dequantized float dot */
+            double exact = 0.0;
+            for (int j = 0; j < n; j++)
+                exact += (double)wd[j] * xd[j];
+            /* Q8_1 carries d*sum(q) rounded to half: the min term is that coarse */
+            double tol_exact = at == GGML_TYPE_Q8_1 ? 2e-3 : 1e-5;
+            if (!(fabs(exact - a) <= tol_exact * mag + 1e-30))
+                fail_msg("ref %s n %d row %d tok %d: %.9g vs dequantized dot %.9g (mag %g)",
+                         ggml_type_name(wt), n, r, t, a, exact, mag);
+            if (!(fabs((double)a - b) <= tol_for(wt) * mag + 1e-30))
+                fail_msg("%s %s n %d rows [%d,%d) n_tok %d: row %d tok %d: %.9g vs ref %.9g (mag %g)",
+                         k->name, ggml_type_name(wt), n, r0, r1, n_tok, r, t, b, a, mag);
+        }
+    }
+    free(w); free(x); free(xq); free(xq2); free(o1); free(o2); free(wd); free(xd);
+}
+
+static const struct kern *
+table_or_null(const char *name)
+{
+    struct al_err e = {0};
+    return kern_select(name, &e);
+}
+
+static void
+gemm_matches_ref_every_table(void **state)
+{
+    (void)state;
+    static const char *names[] = { "ref", "avx2", "avx512" };
+    static const int toks[] = { 1, 3, 5, 17 };
+    uint64_t s = 42;
+    for (size_t ni = 0; ni < 3; ni++) {
+        const struct kern *k = table_or_null(names[ni]);
+        if (!k) {
+            printf("table %s not available on this CPU: skipped\n", names[ni]);
+            continue;
+        }
+        for (size_t ti = 0; ti < N_TYPES; ti++) {
+            enum ggml_type wt = all_types[ti];
+            int be = kern_block_elems(wt) == 1 ? 32 : kern_block_elems(wt);
+            int ns[] = { be, 3 * be, be == 256 ? 4096 : 2048 + 96 };
+            if (be == 32 && kern_block_elems(wt) == 1)
+                ns[0] = 7, ns[1] = 45;  /* float types: odd lengths too */
+            for (int a = 0; a < 3; a++)
+                for (int b = 0; b < 4; b++) {
+                    int rows = 11, r0 = 1 + b % 2, r1 = rows - (b % 3);
+                    check_gemm(k, wt, ns[a], rows, r0, r1, toks[b], &s);
+                }
+            check_gemm(k, wt, ns[0], 9, 0, 9, 8, &s);  /* exact tiles */
+        }
+    }
+}
+
+static void
+f16_bf16_known_values(void **state)
+{
+    (void)state;
+    assert_int_equal(q_f32_to_f16(1.0f), 0x3c00);
+    assert_int_equal(q_f32_to_f16(-2.0f), 0xc000);
+    assert_int_equal(q_f32_to_f16(0.1f), 0x2e66);
+    assert_int_equal(q_f32_to_f16(65504.0f), 0x7bff);
+    assert_int_equal(q_f32_to_f16(65519.0f), 0x7bff);
+    assert_int_equal(q_f32_to_f16(65520.0f), 0x7c00);
+    assert_int_equal(q_f32_to_f16(1e9f), 0x7c00);
+    assert_int_equal(q_f32_to_f16(-INFINITY), 0xfc00);
+    assert_true((q_f32_to_f16(NAN) & 0x7fff) > 0x7c00);
+    assert_int_equal(q_f32_to_f16(0x1p-24f), 0x0001);
+    assert_int_equal(q_f32_to_f16(0x1p-25f), 0x0000);          /* tie to even (0) */
+    assert_int_equal(q_f32_to_f16(0x1.8p-24f), 0x0002);        /* tie to even (2) */
+    assert_int_equal(q_f32_to_f16(0x1p-14f), 0x0400);          /* smallest normal */
+    assert_int_equal(q_f32_to_f16(0x1.ffcp-15f), 0x0400);      /* rounds up into normal */
+    assert_int_equal(q_f32_to_f16(1.0f + 0x1p-11f), 0x3c00);   /* tie to even */
+    assert_int_equal(q_f32_to_f16(1.0f + 0x1.8p-10f), 0x3c02); /* tie to even, upward */
+    assert_true(q_f16_to_f32(0x3555) == 0x1.554p-2f);
+    assert_true(q_f16_to_f32(0x0001) == 0x1p-24f);
+    assert_true(q_f16_to_f32(0x7bff) == 65504.0f);
+    assert_true(q_f16_to_f32(0x8000) == 0.0f && signbit(q_f16_to_f32(0x8000)));
+    assert_true(isinf(q_f16_to_f32(0x7c00)));
+    assert_true(isnan(q_f16_to_f32(0x7e00)));
+    /* every non-NaN half survives a round trip through float */
+    for (uint32_t h = 0; h < 0x10000; h++) {
+        if ((h & 0x7c00) == 0x7c00 && (h & 0x3ff))
+            continue;
+        assert_int_equal(q_f32_to_f16(q_f16_to_f32((uint16_t)h)), h);
+    }
+    assert_int_equal(q_f32_to_bf16(1.0f), 0x3f80);
+    assert_int_equal(q_f32_to_bf16(3.14159265f), 0x4049);
+    assert_int_equal(q_f32_to_bf16(q_bits_f32(0x3f808000u)), 0x3f80);  /* tie to even */
+    assert_int_equal(q_f32_to_bf16(q_bits_f32(0x3f818000u)), 0x3f82);
+    assert_true(q_bf16_to_f32(0xc0a0) == -5.0f);
+    assert_true(isnan(q_bf16_to_f32(q_f32_to_bf16(NAN))));
+    /* the tables' row conversions agree with the scalar ones */
+    const struct kern *k = table_or_null(NULL);
+    assert_non_null(k);
+    float x[37];
+    uint16_t h1[37], h2[37];
+    uint64_t s = 7;
+    for (int j = 0; j < 37; j++)
+        x[j] = rng_unit(&s) * 70000.0f;
+    k->f32_to_f16_row(x, h1, 37);
+    for (int j = 0; j < 37; j++)
+        h2[j] = q_f32_to_f16(x[j]);
+    assert_memory_equal(h1, h2, sizeof h1);
+    k->f16_to_f32_row(h1, x, 37);
+    for (int j = 0; j < 37; j++)
+        assert_true(x[j] == q_f16_to_f32(h1[j]) || (isnan(x[j]) && isnan(q_f16_to_f32(h1[j]))));
+}
+
+static void
+layouts_and_sizes(void **state)
+{
+    (void)state;
+    assert_int_equal(kern_block_bytes(GGML_TYPE_Q4_0), 18);
+    assert_int_equal(kern_block_bytes(GGML_TYPE_Q4_1), 20);
+    assert_int_equal(kern_block_bytes(GGML_TYPE_Q5_0), 22);
+    assert_int_equal(kern_block_bytes(GGML_TYPE_Q5_1), 24);
+    assert_int_equal(kern_block_bytes(GGML_TYPE_Q8_0), 34);
+    assert_int_equal(kern_block_bytes(GGML_TYPE_Q8_1), 36);
+    assert_int_equal(kern_block_bytes(GGML_TYPE_Q4_K), 144);
+    assert_int_equal(kern_block_bytes(GGML_TYPE_Q5_K), 176);
+    assert_int_equal(kern_block_bytes(GGML_TYPE_Q6_K), 210);
+    assert_int_equal(kern_block_bytes(GGML_TYPE_Q8_K), 292);
+    assert_int_equal(kern_row_bytes(GGML_TYPE_Q4_K, 4096), 16 * 144);
+    assert_int_equal(kern_row_bytes(GGML_TYPE_Q4_K, 4000), 0);
+    assert_int_equal(kern_act_type(GGML_TYPE_Q4_0), GGML_TYPE_Q8_0);
+    assert_int_equal(kern_act_type(GGML_TYPE_Q5_1), GGML_TYPE_Q8_1);
+    assert_int_equal(kern_act_type(GGML_TYPE_Q6_K), GGML_TYPE_Q8_K);
+    assert_int_equal(kern_act_type(GGML_TYPE_F16), GGML_TYPE_F16);
+    assert_int_equal(kern_act_type(GGML_TYPE_Q2_K), GGML_TYPE_COUNT);
+    struct al_err e = {0};
+    assert_int_equal(kern_check_row(GGML_TYPE_Q4_K, 4096, &e), 0);
+    assert_int_equal(kern_check_row(GGML_TYPE_Q4_K, 576, &e), -1);
+    assert_int_equal(e.code, AL_EFORMAT);
+    assert_int_equal(kern_check_row(GGML_TYPE_IQ2_XS, 256, &e), -1);
+    assert_int_equal(e.code, AL_EUNSUPPORTED);
+
+    const struct kern *ref = kern_ref();
+    float y[QK_K];
+    /* Q4_0: element j = low nibble of qs[j] - 8, element j+16 = high nibble - 8 */
+    struct blk_q4_0 b40;
+    b40.d = q_f32_to_f16(0.5f);
+    for (int j = 0; j < 16; j++)
+        b40.qs[j] = (uint8_t)(j | (15 - j) << 4);
+    ref->dequantize_row(GGML_TYPE_Q4_0, &b40, y, 32);
+    for (int j = 0; j < 16; j++) {
+        assert_true(y[j] == 0.5f * (j - 8));
+        assert_true(y[j + 16] == 0.5f * (7 - j));
+    }
+    /* Q5_0: bit i of qh is the fifth bit of element i */
+    struct blk_q5_0 b50;
+    b50.d = q_f32_to_f16(1.0f);
+    memset(b50.qs, 0, sizeof b50.qs);
+    const uint8_t qh[4] = { 0x01, 0x00, 0x02, 0x80 };  /* elements 0, 17, 31 */
+    memcpy(b50.qh, qh, 4);
+    ref->dequantize_row(GGML_TYPE_Q5_0, &b50, y, 32);
+    for (int j = 0; j < 32; j++)
+        assert_true(y[j] == ((j == 0 || j == 17 || j == 31) ? 0.0f : -16.0f));
+    /* Q4_K: scales/mins of sub-blocks 0 and 5 through the 12-byte packing */
+    struct blk_q4_k b4k;
+    memset(&b4k, 0, sizeof b4k);
+    b4k.d = q_f32_to_f16(1.0f);
+    b4k.dmin = q_f32_to_f16(0.25f);
+    b4k.scales[0] = 3 | 1 << 6;          /* sc0 = 3; top bits of sc4 = 1 */
+    b4k.scales[4] = 9 | 2 << 6;          /* m0 = 9; top bits of m4 = 2 */
+    b4k.scales[9] = 0x7 | 0x5 << 4;      /* sc5 low = 7, m5 low = 5 */
+    b4k.scales[1] = 2 << 6;              /* top bits of sc5 = 2 */
+    b4k.scales[5] = 1 << 6;              /* top bits of m5 = 1 */
+    for (int l = 0; l < 32; l++)
+        b4k.qs[l] = 0x21, b4k.qs[64 + l] = 0x40;  /* sub 0: 1; sub 1: 2; sub 5 (pair 2 high): 4 */
+    ref->dequantize_row(GGML_TYPE_Q4_K, &b4k, y, QK_K);
+    assert_true(y[0] == 3.0f * 1 - 0.25f * 9);
+    assert_true(y[32 * 5 + 3] == (float)((2 << 4) | 7) * 4 - 0.25f * ((1 << 4) | 5));
+    assert_true(y[32 * 4] == (float)(1 << 4) * 0 - 0.25f * (2 << 4));
+    /* Q6_K: element 96 + l takes the high nibble of ql[32 + l] and bits 6-7 of qh[l] */
+    struct blk_q6_k b6k;
+    memset(&b6k, 0, sizeof b6k);
+    b6k.d = q_f32_to_f16(2.0f);
+    b6k.scales[6] = -3;
+    b6k.ql[32 + 5] = 0xa0;
+    b6k.qh[5] = 0x80;
+    ref->dequantize_row(GGML_TYPE_Q6_K, &b6k, y, QK_K);
+    assert_true(y[101] == 2.0f * -3.0f * (float)((0xa | 2 << 4) - 32));
+    assert_true(y[100] == 2.0f * -3.0f * -32.0f);
+}
+
+static void
+q8_quantization_round_trips(void **state)
+{
+    (void)state;
+    const struct kern *ref = kern_ref();
+    enum { N = 1024 };
+    float x[N], y[N];
+    uint64_t s = 3;
+    fill_acts(x, N, &s);
+    static const enum ggml_type ats[] = { GGML_TYPE_Q8_0, GGML_TYPE_Q8_1, GGML_TYPE_Q8_K };
+    uint8_t q[N * 2];
+    for (int a = 0; a < 3; a++) {
+        int be = kern_block_elems(ats[a]);
+        ref->quantize_row(ats[a], x, q, N);
+        ref->dequantize_row(ats[a], q, y, N);
+        for (int b = 0; b < N / be; b++) {
+            float amax = 0.0f;
+            for (int j = 0; j < be; j++)
+                amax = fmaxf(amax, fabsf(x[b * be + j]));
+            for (int j = 0; j < be; j++) {
+                float err = fabsf(x[b * be + j] - y[b * be + j]);
+                /* half a step, plus the half-precision rounding of the scale for Q8_0/Q8_1 */
+                assert_true(err <= amax / 127.0f * (0.5f + 1e-3f * 127.0f) + 0x1p-25f * 127.0f);
+            }
+        }
+    }
+    /* Q8_K: the largest-magnitude value maps to -127, bsums are sums of 16 */
+    struct blk_q8_k bk;
+    float xk[QK_K];
+    for (int j = 0; j < QK_K; j++)
+        xk[j] = (float)(j % 17) - 8.0f;
+    xk[77] = 20.0f;
+    ref->quantize_row(GGML_TYPE_Q8_K, xk, &bk, QK_K);
+    assert_int_equal(bk.qs[77], -127);
+    for (int g = 0; g < 16; g++) {
+        int sum = 0;
+        for (int j = 0; j < 16; j++)
+            sum += bk.qs[16 * g + j];
+        assert_int_equal(bk.bsums[g], sum);
+    }
+    /* Q8_1's s is d * sum(q) */
+    struct blk_q8_1 b1;
+    ref->quantize_row(GGML_TYPE_Q8_1, x, &b1, 32);
+    int sum = 0;
+    for (int j = 0; j < 32; j++)
+        sum += b1.qs[j];
+    assert_true(fabsf(q_f16_to_f32(b1.s) - q_f16_to_f32(b1.d) * sum) <=
+                1e-3f * fabsf(q_f16_to_f32(b1.d) * sum) + 1e-6f);
+}
+
+/* Ties in the largest magnitude: the first one gives Q8_K its sign, in every table. */
+static void
+quantize_ties_identical(void **state)
+{
+    (void)state;
+    static const char *names[] = { "avx2", "avx512" };
+    float x[2 * QK_K];
+    for (int j = 0; j < 2 * QK_K; j++)
+        x[j] = (float)((j * 37) % 11) * 0.25f - 1.25f;
+    x[5] = -3.0f, x[100] = 3.0f;                  /* block 0: negative first */
+    x[QK_K + 9] = 3.0f, x[QK_K + 200] = -3.0f;    /* block 1: positive first */
+    struct blk_q8_k a[2], b[2];
+    struct blk_q8_0 c[2 * QK_K / 32], d[2 * QK_K / 32];
+    kern_ref()->quantize_row(GGML_TYPE_Q8_K, x, a, 2 * QK_K);
+    kern_ref()->quantize_row(GGML_TYPE_Q8_0, x, c, 2 * QK_K);
+    assert_int_equal(a[0].qs[5], -127);
+    assert_int_equal(a[1].qs[9], -127);
+    assert_int_equal(a[1].qs[200], 127);
+    for (int i = 0; i < 2; i++) {
+        const struct kern *k = table_or_null(names[i]);
+        if (!k)
+            continue;
+        memset(b, 0x55, sizeof b);
+        k->quantize_row(GGML_TYPE_Q8_K, x, b, 2 * QK_K);
+        assert_memory_equal(a, b, sizeof a);
+        k->quantize_row(GGML_TYPE_Q8_0, x, d, 2 * QK_K);
+        assert_memory_equal(c, d, sizeof c);
+    }
+}
+
+static void
+float_helpers_match_ref(void **state)
+{
+    (void)state;
+    const struct kern *ref = kern_ref();
+    static const char *names[] = { "avx2", "avx512" };
+    enum { N = 1000 };
+    float *a = xmalloc(N * 4), *b = xmalloc(N * 4), *y1 = xmalloc(N * 4), *y2 = xmalloc(N * 4);
+    uint16_t *h = xmalloc(N * 2);
+    uint64_t s = 11;
+    for (size_t ni = 0; ni < 2; ni++) {
+        const struct kern *k = table_or_null(names[ni]);
+        if (!k)
+            continue;
+        static const int ns[] = { 1, 7, 8, 16, 33, 64, 999, N };
+        for (int c = 0; c < 8; c++) {
+            int n = ns[c];
+            double mag = 0.0;
+            for (int j = 0; j < n; j++) {
+                a[j] = rng_unit(&s) * (c == 7 ? 60.0f : 4.0f), b[j] = rng_unit(&s) * 4.0f;
+                h[j] = q_f32_to_f16(a[j]);
+                mag += fabs((double)a[j] * b[j]);
+            }
+            assert_true(fabs(ref->dot_f32(n, a, b) - k->dot_f32(n, a, b)) <= 1e-5 * mag);
+            assert_true(fabs(ref->dot_f16_f32(n, h, b) - k->dot_f16_f32(n, h, b)) <= 1e-5 * mag);
+            memcpy(y1, b, n * 4), memcpy(y2, b, n * 4);
+            ref->axpy_f32(n, 0.3f, a, y1), k->axpy_f32(n, 0.3f, a, y2);
+            for (int j = 0; j < n; j++)
+                assert_true(fabsf(y1[j] - y2[j]) <= 1e-6f * (fabsf(y1[j]) + 2.0f));
+            memcpy(y1, b, n * 4), memcpy(y2, b, n * 4);
+            ref->axpy_f16_f32(n, -1.7f, h, y1), k->axpy_f16_f32(n, -1.7f, h, y2);
+            for (int j = 0; j < n; j++)
+                assert_true(fabsf(y1[j] - y2[j]) <= 1e-6f * (fabsf(y1[j]) + 8.0f));
+            ref->rmsnorm(y1, a, b, n, 1e-5f), k->rmsnorm(y2, a, b, n, 1e-5f);
+            for (int j = 0; j < n; j++)
+                assert_true(fabsf(y1[j] - y2[j]) <= 1e-5f * (fabsf(y1[j]) + 1e-3f));
+            memcpy(y1, a, n * 4), memcpy(y2, a, n * 4);
+            ref->softmax(y1, n), k->softmax(y2, n);
+            for (int j = 0; j < n; j++)
+                assert_true(fabsf(y1[j] - y2[j]) <= 1e-5f * y1[j] + 1e-9f);
+            memcpy(y1, a, n * 4), memcpy(y2, a, n * 4);
+            ref->swiglu(y1, b, n), k->swiglu(y2, b, n);
+            for (int j = 0; j < n; j++)
+                assert_true(fabsf(y1[j] - y2[j]) <= 1e-5f * (fabsf(y1[j]) + 1e-6f));
+        }
+    }
+    free(a); free(b); free(y1); free(y2); free(h);
+}
+
+static void
+select_honours_force(void **state)
+{
+    (void)state;
+    struct al_err e = {0};
+    const struct kern *k = kern_select("ref", &e);
+    assert_ptr_equal(k, kern_ref());
+    assert_string_equal(k->name, "ref");
+    assert_null(kern_select("sse9", &e));
+    assert_int_equal(e.code, AL_EUSAGE);
+    assert_non_null(strstr(e.msg, "sse9"));
+    al_err_clear(&e);
+    k = kern_select(NULL, &e);
+    assert_non_null(k);
+    const char *avail = kern_available();
+    /* the automatic choice is the first available name */
+    assert_int_equal(strncmp(avail, k->name, strlen(k->name)), 0);
+    static const char *names[] = { "avx2", "avx512" };
+    for (int i = 0; i < 2; i++) {
+        k = kern_select(names[i], &e);
+        if (strstr(avail, names[i])) {
+            assert_non_null(k);
+            assert_string_equal(k->name, names[i]);
+        } else {
+            assert_null(k);
+            assert_int_equal(e.code, AL_EUNSUPPORTED);
+        }
+    }
+    assert_non_null(kern_select("auto", &e));
+
+    /* unsupported weight types and empty row ranges write nothing, in every table */
+    static const char *all[] = { "ref", "avx2", "avx512" };
+    for (int i = 0; i < 3; i++) {
+        k = kern_select(all[i], &e);
+        if (!k)
+            continue;
+        uint8_t w[2 * 84] = {0}, xq[292] = {0};
+        float out[4] = { 7.0f, 7.0f, 7.0f, 7.0f };
+        k->gemm(GGML_TYPE_Q2_K, w, 84, 256, 0, 2, xq, 1, out, 2);
+        k->gemm(GGML_TYPE_Q8_0, w, 34, 32, 1, 1, xq, 2, out, 2);
+        k->gemm(GGML_TYPE_Q8_0, w, 34, 32, 0, 2, xq, 0, out, 2);
+        for (int j = 0; j < 4; j++)
+            assert_true(out[j] == 7.0f);
+    }
+}
+
+static char *
+model_path(const char *name)
+{
+    const char *shared = getenv("SHARED");
+    return xasprintf("%s/models/%s", shared ? shared : "../shared", name);
+}
+
+/* Real files from llama-quantize: every quantized tensor, dequantized, must be close to the
+ * F16 tensor it was made from (a wrong bit layout gives errors near 100 %), and every table's
+ * gemm on its first rows must match ref. Relative RMS error bounds per type are about twice
+ * what these random weights give with correct layouts. */
+static void
+real_files_dequantize_and_gemm(void **state)
+{
+    (void)state;
+    static const char *files[] = {
+        "llama-k-small-q8_0.gguf", "llama-k-small-q4_0.gguf", "llama-k-small-q4_1.gguf",
+        "llama-k-small-q5_0.gguf", "llama-k-small-q4_k_m.gguf", "llama-k-small-q5_k_m.gguf",
+        "llama-k-small-q6_k.gguf",
+    };
+    struct al_err e = {0};
+    char *fp = model_path("llama-k-small-f16.gguf");
+    struct gguf base;
+    if (gguf_open(&base, fp, NULL, &e) < 0) {
+        printf("skipped: %s\n", e.msg);
+        free(fp);
+        return;
+    }
+    const struct kern *tabs[2] = { table_or_null("avx2"), table_or_null("avx512") };
+    int checked = 0;
+    for (size_t fi = 0; fi < sizeof files / sizeof files[0]; fi++) {
+        char *path = model_path(files[fi]);
+        struct gguf g;
+        assert_int_equal(gguf_open(&g, path, NULL, &e), 0);
+        for (uint64_t ti = 0; ti < g.n_tensors; ti++) {
+            const struct gguf_tensor *t = &g.tensors[ti];
+            if (t->type == GGML_TYPE_F32 || t->type == GGML_TYPE_F16 || t->n_dims != 2)
+                continue;
+            char name[128];
+            snprintf(name, sizeof name, "%.*s", (int)t->name.n, t->name.p);
+            const struct gguf_tensor *bt = gguf_find_tensor(&base, name);
+            assert_non_null(bt);
+            assert_int_equal(bt->type, GGML_TYPE_F16);
+            int n = (int)t->ne[0], rows = t->ne[1] < 48 ? (int)t->ne[1] : 48;
+            size_t wrb = kern_row_bytes(t->type, n);
+            assert_true(wrb > 0);
+            float *a = xmalloc(sizeof(float) * n), *b = xmalloc(sizeof(float) * n);
+            double err = 0.0, ref = 0.0;
+            for (int r = 0; r < rows; r++) {
+                kern_ref()->dequantize_row(t->type, t->data + (size_t)r * wrb, a, n);
+                kern_ref()->dequantize_row(GGML_TYPE_F16, bt->data + (size_t)r * n * 2, b, n);
+                for (int j = 0; j < n; j++) {
+                    err += ((double)a[j] - b[j]) * ((double)a[j] - b[j]);
+                    ref += (double)b[j] * b[j];
+                }
+            }
+            double rel = sqrt(err / ref), lim;
+            switch (t->type) {
+            case GGML_TYPE_Q8_0: lim = 0.01; break;
+            case GGML_TYPE_Q6_K: lim = 0.04; break;
+            case GGML_TYPE_Q5_0: case GGML_TYPE_Q5_1: case GGML_TYPE_Q5_K: lim = 0.08; break;
+            default: lim = 0.16; break;
+            }
+            if (!(rel <= lim))
+                fail_msg("%s %s (%s): dequantized vs f16 relative RMS error %.4f > %.2f", files[fi],
+                         name, ggml_type_name(t->type), rel, lim);
+            /* gemm of the first rows against 3 tokens of the f16 rows as activations */
+            enum ggml_type at = kern_act_type(t->type);
+            size_t xrb = kern_row_bytes(at, n);
+            float *x = xmalloc(sizeof(float) * n * 3);
+            for (int k = 0; k < 3; k++)
+                kern_ref()->dequantize_row(GGML_TYPE_F16, bt->data + (size_t)(k + 1) * n * 2, x + k * n, n);
+            uint8_t *xq = xmalloc(xrb * 3);
+            for (int k = 0; k < 3; k++)
+                kern_ref()->quantize_row(at, x + k * n, xq + k * xrb, n);
+            float o1[48 * 3], o2[48 * 3];
+            kern_ref()->gemm(t->type, t->data, wrb, n, 0, rows, xq, 3, o1, rows);
+            for (int ki = 0; ki < 2; ki++) {
+                if (!tabs[ki])
+                    continue;
+                tabs[ki]->gemm(t->type, t->data, wrb, n, 0, rows, xq, 3, o2, rows);
+                for (int i = 0; i < rows * 3; i++)
+                    if (!(fabsf(o1[i] - o2[i]) <= 1e-4f * (fabsf(o1[i]) + 1.0f)))
+                        fail_msg("%s %s: %s gemm %g vs ref %g", files[fi], name, tabs[ki]->name,
+                                 o2[i], o1[i]);
+            }
+            free(x); free(xq); free(a); free(b);
+            checked++;
+        }
+        gguf_close(&g);
+        free(path);
+    }
+    assert_true(checked >= 7 * 10);
+    gguf_close(&base);
+    free(fp);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(f16_bf16_known_values),
+        cmocka_unit_test(layouts_and_sizes),
+        cmocka_unit_test(q8_quantization_round_trips),
+        cmocka_unit_test(select_honours_force),
+        cmocka_unit_test(quantize_ties_identical),
+        cmocka_unit_test(float_helpers_match_ref),
+        cmocka_unit_test(gemm_matches_ref_every_table),
+        cmocka_unit_test(real_files_dequantize_and_gemm),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
