@@ -24,7 +24,8 @@ FUZZ_CFLAGS := -Wno-unknown-warning-option -O1 -g -fno-omit-frame-pointer -fsani
 SRC       := $(sort $(shell find src -name '*.c' ! -path src/main.c))
 TESTS     := $(sort $(wildcard tests/unit/test_*.c))
 FUZZERS   := $(sort $(wildcard fuzz/fuzz_*.c))
-E2E       := $(sort $(wildcard tests/e2e/*.sh))
+# the offline-install test needs debootstrap (minutes cold): `make dist-test`, not `make test`
+E2E       := $(sort $(filter-out tests/e2e/dist_offline_install.sh,$(wildcard tests/e2e/*.sh)))
 WEB       := $(sort $(wildcard web/*))
 
 isa = $(if $(findstring avx512,$(notdir $1)),$(AVX512FLAGS),$(if $(findstring avx2,$(notdir $1)),$(AVX2FLAGS),))
@@ -39,7 +40,7 @@ FUZZ_SECONDS ?= 8
 export ASAN_OPTIONS  ?= detect_leaks=1:abort_on_error=0:strict_string_checks=1
 export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 
-.PHONY: all deps test unit e2e fuzz-smoke fuzz bench run clean lint node-deps asan fuzz-build man loadtest
+.PHONY: all deps test unit e2e fuzz-smoke fuzz bench run clean lint node-deps asan fuzz-build man loadtest dist dist-test
 all: airlock
 
 deps:
@@ -120,6 +121,12 @@ man: airlock
 
 loadtest: deps airlock
 	@scripts/loadtest.sh
+
+dist: deps airlock
+	@scripts/dist.sh
+
+dist-test: deps airlock
+	@AIRLOCK=$(CURDIR)/airlock scripts/run-e2e.sh tests/e2e/dist_offline_install.sh
 
 clean:
 	rm -rf build airlock
