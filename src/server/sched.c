@@ -36,6 +36,8 @@ struct sched_slot {
     struct buf text;           /* generated text not yet released (may prefix a stop string) */
     double t_first;            /* time of first token, 0 before */
     int logits_row;            /* row in sched.logits for this step, -1 = none */
+    struct jgram_state gst;    /* grammar position when the job is constrained */
+    uint8_t *allowed;          /* owned, n_vocab: grammar mask scratch */
 };
 
 static double
@@ -154,7 +156,10 @@ static void
 slot_sample(struct sched *s, struct sched_slot *sl, float *logits)
 {
     struct sched_job *job = sl->job;
-    int n_vocab = tokenizer_n_vocab(s->tok);
+    int n_vocab = s->n_vocab;
+    /* a model may pad its output rows beyond the tokenizer's vocabulary: never pick those */
+    for (int i = tokenizer_n_vocab(s->tok); i < n_vocab; i++)
+        logits[i] = -INFINITY;
     struct sched_logprob top[SCHED_MAX_TOP_LOGPROBS];
     struct sched_logprob chosen = {0};
     /* log-probabilities describe the model's own distribution, so take them before the
@@ -164,8 +169,20 @@ slot_sample(struct sched *s, struct sched_slot *sl, float *logits)
         raw = xmalloc((size_t)n_vocab * sizeof *raw);
         memcpy(raw, logits, (size_t)n_vocab * sizeof *raw);
     }
+    if (job->p.grammar) {
+        /* constrained decoding: only tokens that keep the output a valid prefix survive */
+        jgram_mask(job->p.grammar, job->p.gvocab, &sl->gst, sl->allowed);
+        for (int i = 0; i < tokenizer_n_vocab(s->tok); i++)
+            if (!sl->allowed[i])
+                logits[i] = -INFINITY;
+    }
     int32_t id = sampler_sample(&sl->smp, logits);
     sampler_accept(&sl->smp, id);
+    if (job->p.grammar && !tokenizer_is_eog(s->tok, id)) {
+        size_t plen = 0;
+        const char *pc = tokenizer_piece(s->tok, id, &plen);
+        (void)jgram_state_feed(job->p.grammar, &sl->gst, pc, plen); /* allowed: cannot fail */
+    }
     if (raw) {
         top_logprobs(raw, n_vocab, job->p.top_logprobs, top, id, &chosen);
         free(raw);
@@ -255,8 +272,10 @@ slot_admit(struct sched *s, struct sched_slot *sl, int idx, struct sched_job *jo
         .seed = job->p.seed,
     };
     struct al_err e = {0};
-    if (sampler_init(&sl->smp, &sp, tokenizer_n_vocab(s->tok), &e) < 0)
+    if (sampler_init(&sl->smp, &sp, s->n_vocab, &e) < 0)
         return -1;
+    if (job->p.grammar)
+        jgram_state_init(job->p.grammar, &sl->gst);
     /* penalties look back over the prompt too, as llama.cpp's do */
     for (int i = 0; i < job->n_prompt; i++)
         sampler_accept(&sl->smp, job->prompt[i]);
@@ -371,7 +390,7 @@ step(struct sched *s)
         }
         return;
     }
-    int n_vocab = tokenizer_n_vocab(s->tok);
+    int n_vocab = s->n_vocab;
     uint64_t generated = 0;
     for (int i = 0; i < s->n_slots; i++) {
         struct sched_slot *sl = &s->slots[i];
@@ -465,9 +484,14 @@ sched_start(struct sched *s, struct engine *en, const struct tokenizer *tok, int
     s->slots = xcalloc((size_t)n_slots, sizeof *s->slots);
     for (int i = 0; i < n_slots; i++) {
         s->slots[i].hist = xcalloc((size_t)en->n_ctx, sizeof(int32_t));
+        s->slots[i].allowed = xmalloc((size_t)tokenizer_n_vocab(tok));
         buf_init(&s->slots[i].text);
     }
-    int n_vocab = tokenizer_n_vocab(tok);
+    s->n_vocab = en->m->hp.n_vocab;
+    if (tokenizer_n_vocab(tok) > s->n_vocab)
+        return al_errf(e, AL_EFORMAT, "the tokenizer has %d tokens but the model only %d output "
+                       "rows", tokenizer_n_vocab(tok), s->n_vocab);
+    int n_vocab = s->n_vocab;
     s->logits = xmalloc((size_t)n_slots * (size_t)n_vocab * sizeof(float));
     s->b_tok = xcalloc((size_t)s->n_batch, sizeof(int32_t));
     s->b_pos = xcalloc((size_t)s->n_batch, sizeof(int32_t));
@@ -495,6 +519,7 @@ sched_stop(struct sched *s)
     }
     for (int i = 0; s->slots && i < s->n_slots; i++) {
         free(s->slots[i].hist);
+        free(s->slots[i].allowed);
         buf_free(&s->slots[i].text);
         sampler_free(&s->slots[i].smp);
     }

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "engine/forward.h"
+#include "engine/grammar.h"
 #include "engine/tokenizer.h"
 #include "util/err.h"
 
@@ -72,6 +73,8 @@ struct sched_params {
     double timeout_s;         /* 0 = none */
     const char *stop[SCHED_MAX_STOP]; /* borrowed until on_done */
     int n_stop;
+    const struct jgram *grammar;        /* borrowed; NULL = free text. Output must parse. */
+    const struct jgram_vocab *gvocab;   /* borrowed trie of the tokenizer's pieces */
 };
 
 struct sched_job {
@@ -109,6 +112,7 @@ struct sched {
     int n_slots;
     int max_queue;
     int n_batch;              /* most tokens in one forward pass */
+    int n_vocab;              /* logits per row: the model's output rows */
     struct sched_slot *slots; /* owned, n_slots */
     pthread_t thread;
     pthread_mutex_t mu;       /* guards queue, queued count, stop flag and stats */

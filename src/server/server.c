@@ -36,6 +36,7 @@ struct greq {
     struct buf text;             /* generated text (non-stream, and for the audit hash) */
     json_t *logprobs;            /* owned array of OpenAI logprob entries, or NULL */
     struct http_stream *stream;  /* streaming reply, or NULL */
+    struct jgram *grammar;       /* owned: response_format constraint, or NULL */
     bool first_chunk_sent;       /* stream: role chunk / message_start already sent */
     bool block_open;             /* anthropic: content_block_start sent */
     struct sched_result res;     /* filled by on_done */
@@ -64,6 +65,7 @@ greq_free(struct greq *g)
     free(g->ids);
     buf_free(&g->text);
     json_decref(g->logprobs);
+    jgram_free(g->grammar);
     pthread_mutex_destroy(&g->mu);
     pthread_cond_destroy(&g->cv);
     free(g);
@@ -502,10 +504,13 @@ handle_generate(struct server *s, struct http_req *r, enum api_kind kind, const 
         goto fail;
     }
     if (g->req.format != API_FORMAT_TEXT) {
-        set_error(&err, 400, "invalid_request_error", "response_format", "unsupported_value",
-                  "response_format json_object/json_schema (grammar-constrained sampling) is not "
-                  "available in this build yet");
-        goto fail;
+        struct al_err ge = {0};
+        const json_t *schema = g->req.format == API_FORMAT_JSON_SCHEMA ? g->req.schema : NULL;
+        if (jgram_new(schema, NULL, &g->grammar, &ge) < 0) {
+            set_error(&err, 400, "invalid_request_error", "response_format", "invalid_schema",
+                      ge.msg);
+            goto fail;
+        }
     }
     if (build_prompt(s, g, &err) < 0)
         goto fail;
@@ -525,6 +530,8 @@ handle_generate(struct server *s, struct http_req *r, enum api_kind kind, const 
     p->timeout_s = s->cfg.request_timeout_s;
     for (size_t i = 0; i < g->req.n_stop && i < SCHED_MAX_STOP; i++)
         p->stop[p->n_stop++] = g->req.stop[i];
+    p->grammar = g->grammar;
+    p->gvocab = s->jvocab;
     g->job.prompt = g->ids;
     g->job.n_prompt = (int)g->n_ids;
     g->job.on_piece = on_piece;
@@ -822,6 +829,7 @@ server_start(struct server *s, const struct server_config *cfg, struct al_err *e
         al_errctx(e, "%s: tokenizer.chat_template", cfg->model_path);
         goto fail;
     }
+    s->jvocab = jgram_vocab_new(s->tok);
     token_text(s->tok, tokenizer_bos(s->tok), s->bos_text, sizeof s->bos_text);
     token_text(s->tok, tokenizer_eos(s->tok), s->eos_text, sizeof s->eos_text);
     int ctx = cfg->ctx > 0 ? cfg->ctx : s->model.hp.n_ctx_train;
@@ -876,6 +884,8 @@ server_stop(struct server *s)
             fprintf(stderr, "airlock serve: audit log: %s\n", e.msg);
         s->audit = NULL;
     }
+    jgram_vocab_free(s->jvocab);
+    s->jvocab = NULL;
     tokenizer_free(s->tok);
     s->tok = NULL;
     free(s->chat_template);

@@ -47,6 +47,7 @@ struct server {
     char fingerprint[32];        /* system_fingerprint: "airlock-VERSION" */
     struct model model;          /* owned */
     struct tokenizer *tok;       /* owned */
+    struct jgram_vocab *jvocab;  /* owned: token-piece trie for JSON-constrained sampling */
     char *chat_template;         /* owned: the model's template or the fallback */
     char bos_text[64];           /* BOS token text for templates ("" when none) */
     char eos_text[64];
