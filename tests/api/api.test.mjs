@@ -142,6 +142,46 @@ test('anthropic messages, plain and streaming', async () => {
   assert.equal(final.content[0].text, text);
 });
 
+test('JSON mode: json_schema output always parses and follows the schema', async () => {
+  const schema = {
+    type: 'object',
+    properties: {
+      name: { type: 'string', maxLength: 24 },
+      happy: { type: 'boolean' },
+      age: { type: 'integer' },
+      color: { enum: ['red', 'green', 'blue'] },
+    },
+    required: ['name', 'happy', 'age', 'color'],
+  };
+  for (const seed of [1, 2, 3]) {
+    const r = await openai.chat.completions.create({
+      model, messages: [{ role: 'user', content: 'Describe a cat' }], temperature: 0.8, seed,
+      response_format: { type: 'json_schema', json_schema: { name: 'cat', schema } },
+    });
+    assert.equal(r.choices[0].finish_reason, 'stop');
+    const v = JSON.parse(r.choices[0].message.content);
+    assert.equal(typeof v.name, 'string');
+    assert.ok(v.name.length <= 24);
+    assert.equal(typeof v.happy, 'boolean');
+    assert.ok(Number.isInteger(v.age));
+    assert.ok(['red', 'green', 'blue'].includes(v.color));
+  }
+  // json_object: whatever the model writes is a JSON object as far as it got
+  const o = await openai.chat.completions.create({
+    model, messages: [{ role: 'user', content: 'Describe a cat' }], temperature: 0, max_tokens: 64,
+    response_format: { type: 'json_object' },
+  });
+  assert.match(o.choices[0].message.content, /^\s*\{/);
+  // an unsupported schema keyword is a 400 naming it
+  const bad = await raw('/v1/chat/completions', { method: 'POST', body: JSON.stringify({
+    model, messages: [{ role: 'user', content: 'x' }],
+    response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'string', pattern: 'a+' } } },
+  }) });
+  assert.equal(bad.status, 400);
+  assert.equal(bad.body.error.param, 'response_format');
+  assert.match(bad.body.error.message, /pattern/);
+});
+
 test('authentication failures', async () => {
   const bad = new OpenAI({ baseURL: `${base}/v1`, apiKey: 'al-wrong', maxRetries: 0 });
   await assert.rejects(bad.models.list(), (e) => e instanceof OpenAI.AuthenticationError && e.status === 401);
