@@ -13,44 +13,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/utf8.h"
 #include "util/buf.h"
 #include "util/xalloc.h"
 
 /* ===== Path checks ===================================================================== */
 
-/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 when invalid. Overlongs,
- * surrogates and code points above U+10FFFF are invalid, as RFC 3629 says. */
+/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 when invalid. */
 static size_t
 utf8_seq_len(const unsigned char *p, size_t n)
 {
-    unsigned c = p[0];
-    if (c < 0x80)
-        return 1;
-    size_t len;
-    unsigned cp;
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-        cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3f);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
+    return utf8_decode(p, n, NULL);
 }
 
 int

@@ -16,6 +16,7 @@
 #include <openssl/evp.h>
 
 #include "crypto/hash.h"
+#include "util/utf8.h"
 #include "util/buf.h"
 #include "util/fsx.h"
 #include "util/xalloc.h"
@@ -140,37 +141,14 @@ out:
     return rc;
 }
 
-/* Length of the UTF-8 sequence at s (1..4) if it is well-formed and not a control char,
- * else 0. Overlong forms, surrogates and code points above U+10FFFF are refused. */
+/* Length of the UTF-8 sequence at s (1..4) if it is well-formed and not a control character
+ * (C0 other than tab, DEL, C1), else 0. */
 static size_t
 utf8_char_len(const unsigned char *s, size_t n)
 {
-    unsigned char c = s[0];
-    if (c < 0x80)
-        return (c >= 0x20 && c != 0x7f) || c == '\t' ? 1 : 0;
-    size_t len;
-    uint32_t cp;
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-        cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3f);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
-        (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp < 0xa0))
+    uint32_t cp = 0;
+    size_t len = utf8_decode(s, n, &cp);
+    if (len == 0 || (cp < 0x20 && cp != '\t') || (cp >= 0x7f && cp < 0xa0))
         return 0;
     return len;
 }
