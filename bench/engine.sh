@@ -36,10 +36,11 @@ for p in $PRESETS; do
   done
 done
 
-printf '%s\n' "${rows[@]}" | BW="$bw" THREADS="$THREADS" PP="$PP" TG="$TG" /usr/bin/python3 -c '
+printf '%s\n' "${rows[@]}" > "$cache/last-rows.tsv"
+BW="$bw" THREADS="$THREADS" PP="$PP" TG="$TG" /usr/bin/python3 -c '
 import json, os, sys
 bw = float(os.environ["BW"]); pp = int(os.environ["PP"]); tg = int(os.environ["TG"])
-print(f"threads {os.environ[\"THREADS\"]}, read bandwidth {bw:.1f} GB/s")
+print("threads %s, read bandwidth %.1f GB/s" % (os.environ["THREADS"], bw))
 print("| model | quant | size MiB | llama.cpp pp%d | airlock pp%d | ratio | llama.cpp tg%d | airlock tg%d | ratio | tg bound | airlock/bound |" % (pp, pp, tg, tg))
 print("|---|---|---|---|---|---|---|---|---|---|---|")
 def ts(rows, want_pp):
@@ -56,4 +57,4 @@ for line in sys.stdin:
     lp, lt, ap, at = ts(peer, True), ts(peer, False), ts(ours, True), ts(ours, False)
     bound = bw * 1e9 / int(size)
     print(f"| {p} | {q} | {int(size)/2**20:.0f} | {lp:.1f} | {ap:.1f} | {ap/lp:.2f} | {lt:.1f} | {at:.1f} | {at/lt:.2f} | {bound:.1f} | {at/bound:.2f} |")
-'
+' < "$cache/last-rows.tsv"
