@@ -1,0 +1,71 @@
+/* engine_cli.h -- options shared by the inference commands (run, chat, bench, perplexity):
+ * threads, context, kernels, and the sampling flags, parsed the same way everywhere and
+ * documented once (ENGINE_CLI_USAGE_* strings are pasted into each command's usage text). */
+#ifndef AIRLOCK_CLI_ENGINE_CLI_H
+#define AIRLOCK_CLI_ENGINE_CLI_H
+
+#include <getopt.h>
+#include <stdbool.h>
+
+#include "engine/generate.h"
+#include "util/err.h"
+
+/* Long-option codes above any character. */
+enum {
+    OPT_CTX = 256, OPT_KERNELS, OPT_TEMP, OPT_TOP_K, OPT_TOP_P, OPT_MIN_P, OPT_REPEAT_PENALTY,
+    OPT_REPEAT_LAST_N, OPT_FREQ_PENALTY, OPT_PRESENCE_PENALTY, OPT_SEED, OPT_STOP, OPT_SYSTEM,
+    OPT_JSON, OPT_ECHO, OPT_BATCH, OPT_IGNORE_EOS, OPT_VERBOSE,
+};
+
+#define ENGINE_CLI_OPTIONS                                                                     \
+    {"threads", required_argument, NULL, 't'}, {"ctx", required_argument, NULL, OPT_CTX},     \
+        {"ctx-size", required_argument, NULL, OPT_CTX},                                        \
+        {"kernels", required_argument, NULL, OPT_KERNELS},                                     \
+        {"batch-size", required_argument, NULL, OPT_BATCH}
+
+#define SAMPLER_CLI_OPTIONS                                                                    \
+    {"n-predict", required_argument, NULL, 'n'}, {"temp", required_argument, NULL, OPT_TEMP}, \
+        {"top-k", required_argument, NULL, OPT_TOP_K},                                         \
+        {"top-p", required_argument, NULL, OPT_TOP_P},                                         \
+        {"min-p", required_argument, NULL, OPT_MIN_P},                                         \
+        {"repeat-penalty", required_argument, NULL, OPT_REPEAT_PENALTY},                       \
+        {"repeat-last-n", required_argument, NULL, OPT_REPEAT_LAST_N},                         \
+        {"frequency-penalty", required_argument, NULL, OPT_FREQ_PENALTY},                      \
+        {"presence-penalty", required_argument, NULL, OPT_PRESENCE_PENALTY},                   \
+        {"seed", required_argument, NULL, OPT_SEED}, {"stop", required_argument, NULL, OPT_STOP}, \
+        {"ignore-eos", no_argument, NULL, OPT_IGNORE_EOS}
+
+#define ENGINE_CLI_USAGE_ENGINE                                                                \
+    "  -t, --threads N        worker threads (default: physical cores)\n"                      \
+    "  -c, --ctx N            context positions (default: the model's, at most 4096)\n"       \
+    "      --batch-size N     tokens per forward step during prompt evaluation (default 512)\n" \
+    "      --kernels NAME     ref, avx2, avx512 or auto (default: best this CPU runs)\n"
+
+#define ENGINE_CLI_USAGE_SAMPLER                                                               \
+    "  -n, --n-predict N      tokens to generate (default 128; -1 = until end or full)\n"     \
+    "      --temp T           temperature; 0 = greedy (default 0.8)\n"                         \
+    "      --top-k K          keep the K most likely tokens, 0 = off (default 40)\n"           \
+    "      --top-p P          keep the smallest set with probability >= P (default 0.95)\n"   \
+    "      --min-p P          drop tokens below P x the top probability (default 0.05)\n"     \
+    "      --repeat-penalty F divide logits of recent tokens by F (default 1 = off)\n"        \
+    "      --repeat-last-n N  tokens the penalties look back on (default 64, -1 = all)\n"     \
+    "      --frequency-penalty F  subtract F per earlier occurrence (default 0)\n"            \
+    "      --presence-penalty F   subtract F once if the token occurred (default 0)\n"        \
+    "      --seed N           random seed; the same seed gives the same output\n"             \
+    "      --stop TEXT        stop before TEXT (repeatable, up to 16)\n"                       \
+    "      --ignore-eos       keep generating past end-of-generation tokens\n"
+
+struct engine_cli {
+    struct engine_opts eo;   /* engine options (-t, --ctx, --kernels) */
+    struct gen_params gp;    /* generation and sampling options */
+    bool ctx_given;          /* --ctx was passed: do not cap it at 4096 */
+};
+
+void engine_cli_defaults(struct engine_cli *c);
+/* Handle one getopt result; returns 1 when it was an engine/sampler option, 0 when it is not,
+ * -1 on a bad value (e filled, AL_EUSAGE). */
+int engine_cli_option(struct engine_cli *c, int opt, const char *arg, struct al_err *e);
+/* Open the model with these options, applying the default context cap. */
+int engine_cli_open(struct engine_cli *c, struct llm *l, const char *path, struct al_err *e);
+
+#endif

@@ -1,0 +1,615 @@
+/* forward.c -- the transformer forward pass (Llama / Qwen2), llama2.c style, batched.
+ * One named function per step of the math; each works on n_tok tokens at once so prefill is
+ * matrix x matrix (kernels gemm with n_tok > 1) and decode is the same code with n_tok = 1.
+ * Numerics follow llama.cpp's CPU path so logits can be compared with it: activations are
+ * quantized once per matrix input to the weight's companion type; attention is llama.cpp's
+ * CPU flash attention (F16 query, online softmax, F16 accumulator), scale 1/sqrt(head_dim).
+ * Work is split over the engine's pool: matmuls by weight rows, attention by (token, head),
+ * element-wise steps by token. Nothing is allocated while a batch runs. */
+#include "engine/forward.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/xalloc.h"
+
+#define MAX_GROUP 3 /* matrices sharing one input in a matmul group (q,k,v) */
+/* Below this many multiply-adds a step runs on the calling thread alone: waking a worker costs
+ * microseconds, and on a loaded machine a descheduled worker would stall the whole step. */
+#define PAR_MIN_WORK (1 << 18)
+
+/* ===== Parallel helpers ======================================================================= */
+
+/* Per-token job: fn(en, ctx, t, ith) for every t in [0, n_tok), tokens split across threads. */
+typedef void (*token_fn)(struct engine *en, void *ctx, int t, int ith);
+
+struct token_job {
+    struct engine *en; /* borrowed */
+    token_fn fn;       /* step to run */
+    void *ctx;         /* its argument */
+    int n_tok;         /* tokens in the batch */
+};
+
+static void
+token_worker(void *arg, int ith, int nth)
+{
+    struct token_job *j = arg;
+    int lo, hi;
+    pool_split(j->n_tok, 1, ith, nth, &lo, &hi);
+    for (int t = lo; t < hi; t++)
+        j->fn(j->en, j->ctx, t, ith);
+}
+
+/* A single token runs on the caller: a pool round trip costs more than the work. */
+static void
+for_each_token(struct engine *en, int n_tok, token_fn fn, void *ctx)
+{
+    if (n_tok == 1 || (long)n_tok * en->m->hp.dim * 8 < PAR_MIN_WORK) {
+        for (int t = 0; t < n_tok; t++)
+            fn(en, ctx, t, 0);
+        return;
+    }
+    struct token_job j = {en, fn, ctx, n_tok};
+    pool_run(&en->pool, token_worker, &j);
+}
+
+/* ===== matmul: out (n_tok, rows) = x (n_tok, n) . W^T, for up to 3 W sharing x ================ */
+
+struct mm_job {
+    const struct kern *k;                   /* kernel table */
+    int n_mats;                             /* matrices in the group */
+    const struct model_tensor *w[MAX_GROUP];/* borrowed weights, all with ne0 == n */
+    const void *xq[MAX_GROUP];              /* quantized input for each matrix */
+    float *out[MAX_GROUP];                  /* (n_tok, w->ne1) outputs */
+    size_t xq_row[MAX_GROUP];               /* bytes between quantized activation rows */
+    int n_tok;                              /* tokens */
+};
+
+/* Prefill blocking: a block of weight rows stays in L2 while token blocks stream past it, so
+ * activations are re-read once per row block instead of once per 4-row kernel tile. */
+#define MM_ROW_BLOCK 64
+#define MM_TOK_BLOCK 64
+
+static void
+mm_worker(void *arg, int ith, int nth)
+{
+    struct mm_job *j = arg;
+    for (int i = 0; i < j->n_mats; i++) {
+        const struct model_tensor *w = j->w[i];
+        int lo, hi;
+        pool_split((int)w->ne1, 16, ith, nth, &lo, &hi);
+        if (j->n_tok <= MM_TOK_BLOCK) {
+            if (lo < hi)
+                j->k->gemm(w->type, w->data, w->row_bytes, (int)w->ne0, lo, hi, j->xq[i],
+                           j->n_tok, j->out[i], (int)w->ne1);
+            continue;
+        }
+        for (int r0 = lo; r0 < hi; r0 += MM_ROW_BLOCK) {
+            int r1 = r0 + MM_ROW_BLOCK < hi ? r0 + MM_ROW_BLOCK : hi;
+            for (int t0 = 0; t0 < j->n_tok; t0 += MM_TOK_BLOCK) {
+                int nt = j->n_tok - t0 < MM_TOK_BLOCK ? j->n_tok - t0 : MM_TOK_BLOCK;
+                j->k->gemm(w->type, w->data, w->row_bytes, (int)w->ne0, r0, r1,
+                           (const char *)j->xq[i] + (size_t)t0 * j->xq_row[i], nt,
+                           j->out[i] + (size_t)t0 * w->ne1, (int)w->ne1);
+            }
+        }
+    }
+}
+
+struct quant_ctx {
+    const float *x;             /* (n_tok, n) input */
+    int n;                      /* row width */
+    int n_types;                /* distinct activation types */
+    enum ggml_type type[MAX_GROUP]; /* activation type per slot */
+    void *dst[MAX_GROUP];       /* quantized rows per slot */
+    size_t row_bytes[MAX_GROUP];/* stride of each slot */
+};
+
+static void
+quant_token(struct engine *en, void *vctx, int t, int ith)
+{
+    struct quant_ctx *q = vctx;
+    (void)ith;
+    for (int i = 0; i < q->n_types; i++)
+        en->k->quantize_row(q->type[i], q->x + (size_t)t * q->n,
+                            (char *)q->dst[i] + (size_t)t * q->row_bytes[i], q->n);
+}
+
+/* The hot spot: every weight byte of the model is read here once per step. */
+static void
+matmul(struct engine *en, int n_mats, const struct model_tensor **w, const float *x, int n_tok,
+       float **out)
+{
+    struct quant_ctx q = {.x = x, .n = (int)w[0]->ne0};
+    struct mm_job j = {.k = en->k, .n_mats = n_mats, .n_tok = n_tok};
+    for (int i = 0; i < n_mats; i++) {
+        enum ggml_type at = kern_act_type(w[i]->type);
+        int slot = -1;
+        for (int s = 0; s < q.n_types; s++)
+            if (q.type[s] == at)
+                slot = s;
+        if (slot < 0) {
+            slot = q.n_types++;
+            q.type[slot] = at;
+            q.dst[slot] = en->s.xq[slot];
+            q.row_bytes[slot] = kern_row_bytes(at, q.n);
+        }
+        j.w[i] = w[i];
+        j.xq[i] = q.dst[slot];
+        j.xq_row[i] = q.row_bytes[slot];
+        j.out[i] = out[i];
+    }
+    for_each_token(en, n_tok, quant_token, &q);
+    double work = 0;
+    for (int i = 0; i < n_mats; i++)
+        work += (double)w[i]->ne0 * (double)w[i]->ne1 * n_tok;
+    if (work < PAR_MIN_WORK)
+        mm_worker(&j, 0, 1);
+    else
+        pool_run(&en->pool, mm_worker, &j);
+}
+
+static void
+matmul1(struct engine *en, const struct model_tensor *w, const float *x, int n_tok, float *out)
+{
+    matmul(en, 1, &w, x, n_tok, &out);
+}
+
+/* ===== Element-wise steps ===================================================================== */
+
+struct step_ctx {
+    const struct batch *b;    /* the chunk being run (token, pos, seq) */
+    int il;                   /* layer */
+    const float *w;           /* norm weight (dim) for rmsnorm steps */
+    const float *src;         /* rmsnorm input rows, stride dim */
+    float *dst;               /* rmsnorm output rows, stride dim */
+    const int *rows;          /* rmsnorm: source row index per output token, or NULL */
+};
+
+static void
+embed_token(struct engine *en, void *vctx, int t, int ith)
+{
+    struct step_ctx *c = vctx;
+    const struct model_tensor *te = &en->m->token_embd;
+    int dim = en->m->hp.dim;
+    (void)ith;
+    en->k->dequantize_row(te->type, (const char *)te->data + (size_t)c->b->token[t] * te->row_bytes,
+                          en->s.x + (size_t)t * dim, dim);
+}
+
+static void
+rmsnorm_token(struct engine *en, void *vctx, int t, int ith)
+{
+    struct step_ctx *c = vctx;
+    int dim = en->m->hp.dim;
+    int src = c->rows ? c->rows[t] : t;
+    (void)ith;
+    en->k->rmsnorm(c->dst + (size_t)t * dim, c->src + (size_t)src * dim, c->w, dim,
+                   en->m->hp.norm_eps);
+}
+
+/* Rotate the first n_rot dimensions of each head of x by angle pos * inv_freq[i]. */
+static void
+rope(float *x, int n_heads, int head_dim, int n_rot, enum rope_style style, const float *cs)
+{
+    int half = n_rot / 2;
+    for (int h = 0; h < n_heads; h++) {
+        float *v = x + (size_t)h * head_dim;
+        for (int i = 0; i < half; i++) {
+            float c = cs[2 * i];
+            float s = cs[2 * i + 1];
+            int i0 = style == ROPE_NEOX ? i : 2 * i;
+            int i1 = style == ROPE_NEOX ? i + half : 2 * i + 1;
+            float x0 = v[i0];
+            float x1 = v[i1];
+            v[i0] = x0 * c - x1 * s;
+            v[i1] = x0 * s + x1 * c;
+        }
+    }
+}
+
+static void
+add_bias(float *x, const struct model_tensor *bias, int n)
+{
+    if (!bias->data)
+        return;
+    const float *b = bias->data;
+    for (int i = 0; i < n; i++)
+        x[i] += b[i];
+}
+
+/* Biases, RoPE on q and k, then the new k and v go into the cache slot as F16. */
+static void
+qkv_finish_token(struct engine *en, void *vctx, int t, int ith)
+{
+    struct step_ctx *c = vctx;
+    const struct model_hparams *hp = &en->m->hp;
+    const struct model_layer *L = &en->m->layers[c->il];
+    float *q = en->s.q + (size_t)t * hp->dim;
+    float *k = en->s.k + (size_t)t * hp->kv_dim;
+    float *v = en->s.v + (size_t)t * hp->kv_dim;
+    add_bias(q, &L->bq, hp->dim);
+    add_bias(k, &L->bk, hp->kv_dim);
+    add_bias(v, &L->bv, hp->kv_dim);
+
+    float *cs = en->s.qh + (size_t)ith * (size_t)(hp->head_dim > hp->n_rot ? hp->head_dim : hp->n_rot);
+    float pos = (float)c->b->pos[t];
+    for (int i = 0; i < hp->n_rot / 2; i++) {
+        float theta = pos * en->m->rope_inv_freq[i];
+        cs[2 * i] = cosf(theta);
+        cs[2 * i + 1] = sinf(theta);
+    }
+    rope(q, hp->n_head, hp->head_dim, hp->n_rot, hp->rope, cs);
+    rope(k, hp->n_head_kv, hp->head_dim, hp->n_rot, hp->rope, cs);
+
+    int seq = c->b->seq ? c->b->seq[t] : 0;
+    en->k->f32_to_f16_row(k, kvcache_k(&en->kv, c->il, seq, c->b->pos[t]), hp->kv_dim);
+    en->k->f32_to_f16_row(v, kvcache_v(&en->kv, c->il, seq, c->b->pos[t]), hp->kv_dim);
+}
+
+static void
+swiglu_token(struct engine *en, void *vctx, int t, int ith)
+{
+    int n_ff = en->m->hp.n_ff;
+    (void)vctx;
+    (void)ith;
+    en->k->swiglu(en->s.hb + (size_t)t * n_ff, en->s.hb2 + (size_t)t * n_ff, n_ff);
+}
+
+static void
+residual(float *x, const float *y, int n)
+{
+    for (int i = 0; i < n; i++)
+        x[i] += y[i];
+}
+
+/* ===== attention: causal, grouped-query, over the slot's cached positions 0..pos ============== */
+
+struct att_job {
+    struct engine *en;       /* borrowed */
+    const struct batch *b;   /* chunk */
+    int il;                  /* layer */
+    int n_items;             /* n_tok * n_head */
+};
+
+/* One head of one token, computed as llama.cpp's CPU flash attention does (its default): the
+ * query rounded to F16, one pass of online softmax over the cached positions, and the weighted
+ * sum of values accumulated in F16 precision (rounded after every update), divided by the
+ * softmax sum at the end. Matching these roundings keeps quantized models' logits within a
+ * hair of the reference, because the result feeds straight into an 8-bit quantizer. */
+/* llama.cpp switches to a tiled flash attention for batches of 64 or more query rows when the
+ * head size is a multiple of its SIMD width (16 floats with AVX-512): F32 query, scores and
+ * accumulator. The same switch here keeps prefill (and perplexity) equal to the reference. */
+#define ATT_TILED_MIN_TOKENS 64
+#define ATT_TILED_HEAD_MULTIPLE 16
+
+static void
+attention_head_f32(struct engine *en, const struct batch *b, int il, int t, int h, int ith)
+{
+    const struct model_hparams *hp = &en->m->hp;
+    const struct kern *k = en->k;
+    int hd = hp->head_dim;
+    int kvh = h / (hp->n_head / hp->n_head_kv);
+    int seq = b->seq ? b->seq[t] : 0;
+    int n_pos = b->pos[t] + 1;
+    float *att = en->s.scores + (size_t)ith * en->n_ctx;
+    const float *q = en->s.q + (size_t)t * hp->dim + (size_t)h * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int p = 0; p < n_pos; p++)
+        att[p] = k->dot_f16_f32(hd, kvcache_k(&en->kv, il, seq, p) + (size_t)kvh * hd, q) * scale;
+    k->softmax(att, n_pos);
+    float *out = en->s.att + (size_t)t * hp->dim + (size_t)h * hd;
+    memset(out, 0, (size_t)hd * sizeof *out);
+    for (int p = 0; p < n_pos; p++)
+        k->axpy_f16_f32(hd, att[p], kvcache_v(&en->kv, il, seq, p) + (size_t)kvh * hd, out);
+}
+
+static void
+attention_head(struct engine *en, const struct batch *b, int il, int t, int h, int ith)
+{
+    if (b->n_tokens >= ATT_TILED_MIN_TOKENS &&
+        en->m->hp.head_dim % ATT_TILED_HEAD_MULTIPLE == 0) {
+        attention_head_f32(en, b, il, t, h, ith);
+        return;
+    }
+    const struct model_hparams *hp = &en->m->hp;
+    const struct kern *k = en->k;
+    int hd = hp->head_dim;
+    int kvh = h / (hp->n_head / hp->n_head_kv);
+    int seq = b->seq ? b->seq[t] : 0;
+    int n_pos = b->pos[t] + 1;
+    size_t stride = (size_t)(hd > hp->n_rot ? hd : hp->n_rot);
+    float *qh = en->s.qh + (size_t)ith * stride;
+    float *acc = en->s.scores + (size_t)ith * en->n_ctx; /* hd <= n_ctx is checked at init */
+    uint16_t h16[1024];
+    float scale = 1.0f / sqrtf((float)hd);
+
+    k->f32_to_f16_row(en->s.q + (size_t)t * hp->dim + (size_t)h * hd, h16, hd);
+    k->f16_to_f32_row(h16, qh, hd);
+    memset(h16, 0, (size_t)hd * sizeof *h16);
+    memset(acc, 0, (size_t)hd * sizeof *acc);
+    float m = -INFINITY; /* running maximum score */
+    float sum = 0.0f;    /* running softmax denominator, relative to m */
+    for (int p = 0; p < n_pos; p++) {
+        float s = k->dot_f16_f32(hd, kvcache_k(&en->kv, il, seq, p) + (size_t)kvh * hd, qh) * scale;
+        float ms = 1.0f, vs = 1.0f;
+        if (s > m) {
+            ms = expf(m - s);
+            m = s;
+            for (int i = 0; i < hd; i++)
+                acc[i] *= ms;
+            k->f32_to_f16_row(acc, h16, hd);
+            k->f16_to_f32_row(h16, acc, hd);
+        } else {
+            vs = expf(s - m);
+        }
+        k->axpy_f16_f32(hd, vs, kvcache_v(&en->kv, il, seq, p) + (size_t)kvh * hd, acc);
+        k->f32_to_f16_row(acc, h16, hd);
+        k->f16_to_f32_row(h16, acc, hd);
+        sum = sum * ms + vs;
+    }
+    float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
+    float *out = en->s.att + (size_t)t * hp->dim + (size_t)h * hd;
+    for (int i = 0; i < hd; i++)
+        out[i] = acc[i] * inv;
+}
+
+static void
+attention_worker(void *arg, int ith, int nth)
+{
+    struct att_job *j = arg;
+    int n_head = j->en->m->hp.n_head;
+    int lo, hi;
+    pool_split(j->n_items, 1, ith, nth, &lo, &hi);
+    for (int i = lo; i < hi; i++)
+        attention_head(j->en, j->b, j->il, i / n_head, i % n_head, ith);
+}
+
+static void
+attention(struct engine *en, const struct batch *b, int il)
+{
+    struct att_job j = {en, b, il, b->n_tokens * en->m->hp.n_head};
+    double work = (double)j.n_items * en->m->hp.head_dim * 2 * (b->pos[b->n_tokens - 1] + 1);
+    if (work < PAR_MIN_WORK)
+        attention_worker(&j, 0, 1);
+    else
+        pool_run(&en->pool, attention_worker, &j);
+}
+
+/* ===== The forward pass over one chunk of at most n_batch tokens =============================== */
+
+static void
+forward_chunk(struct engine *en, const struct batch *b, float *logits)
+{
+    const struct model *m = en->m;
+    const struct model_hparams *hp = &m->hp;
+    struct fwd_scratch *s = &en->s;
+    int n = b->n_tokens;
+    int dim = hp->dim;
+    struct step_ctx c = {.b = b};
+
+    for_each_token(en, n, embed_token, &c);                   /* x (n, dim) = token_embd[tok] */
+    for (int il = 0; il < hp->n_layer; il++) {
+        const struct model_layer *L = &m->layers[il];
+        c.il = il;
+
+        c.w = L->attn_norm.data;
+        c.src = s->x;
+        c.dst = s->xb;
+        c.rows = NULL;
+        for_each_token(en, n, rmsnorm_token, &c);             /* xb = rmsnorm(x) * attn_norm */
+        const struct model_tensor *wqkv[3] = {&L->wq, &L->wk, &L->wv};
+        float *qkv[3] = {s->q, s->k, s->v};
+        matmul(en, 3, wqkv, s->xb, n, qkv);                   /* q,k,v = Wq,Wk,Wv . xb */
+        for_each_token(en, n, qkv_finish_token, &c);          /* + bias, rope, store k,v */
+        attention(en, b, il);                                  /* att = softmax(qK^T/sqrt d) V */
+        matmul1(en, &L->wo, s->att, n, s->xb);                 /* xb = Wo . att */
+        residual(s->x, s->xb, n * dim);                        /* x += xb */
+
+        c.w = L->ffn_norm.data;
+        for_each_token(en, n, rmsnorm_token, &c);             /* xb = rmsnorm(x) * ffn_norm */
+        const struct model_tensor *wgu[2] = {&L->w_gate, &L->w_up};
+        float *gu[2] = {s->hb, s->hb2};
+        matmul(en, 2, wgu, s->xb, n, gu);                      /* hb, hb2 = Wgate, Wup . xb */
+        for_each_token(en, n, swiglu_token, &c);              /* hb = silu(hb) * hb2 */
+        matmul1(en, &L->w_down, s->hb, n, s->xb);              /* xb = Wdown . hb */
+        residual(s->x, s->xb, n * dim);                        /* x += xb */
+    }
+
+    /* Only the rows that want logits go through the final norm and the output matrix. */
+    int n_out = 0;
+    for (int t = 0; t < n; t++)
+        if (b->logits ? b->logits[t] != 0 : t == n - 1)
+            s->out_rows[n_out++] = t;
+    if (n_out == 0)
+        return;
+    c.w = m->output_norm.data;
+    c.src = s->x;
+    c.dst = s->xb;
+    c.rows = s->out_rows;
+    for_each_token(en, n_out, rmsnorm_token, &c);             /* xb = rmsnorm(x[wanted]) */
+    matmul1(en, &m->output, s->xb, n_out, logits);             /* logits = Wout . xb */
+}
+
+/* ===== Lifecycle =============================================================================== */
+
+static float *
+scratch_f32(size_t n_batch, size_t width)
+{
+    return xaligned_alloc(64, n_batch * width * sizeof(float));
+}
+
+int
+engine_init(struct engine *en, const struct model *m, const struct engine_opts *o,
+            struct al_err *e)
+{
+    memset(en, 0, sizeof *en);
+    const struct model_hparams *hp = &m->hp;
+    en->m = m;
+    int n_ctx = o->n_ctx > 0 ? o->n_ctx : hp->n_ctx_train;
+    int n_seq = o->n_seq > 0 ? o->n_seq : 1;
+    int n_batch = o->n_batch > 0 ? o->n_batch : 512;
+    int n_threads = o->n_threads > 0 ? o->n_threads : pool_default_threads();
+    size_t max_kv = o->max_kv_bytes ? o->max_kv_bytes : ((size_t)16 << 30);
+    if (n_ctx > (1 << 24) || n_seq > 4096 || n_batch > 65536)
+        return al_errf(e, AL_ELIMIT, "context %d, sequences %d or batch %d too large", n_ctx,
+                       n_seq, n_batch);
+    if ((long long)n_batch > (long long)n_ctx * n_seq)
+        n_batch = (int)((long long)n_ctx * n_seq);
+    if (hp->head_dim > 1024)
+        return al_errf(e, AL_EUNSUPPORTED, "head size %d above 1024", hp->head_dim);
+    if (n_ctx < hp->head_dim)
+        n_ctx = hp->head_dim; /* the per-thread attention row doubles as the accumulator */
+
+    en->k = kern_select(o->kernels, e);
+    if (!en->k)
+        return -1;
+    /* every weight matrix must be usable by gemm before the first step */
+    for (int il = 0; il < hp->n_layer; il++) {
+        const struct model_layer *L = &m->layers[il];
+        const struct model_tensor *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo,
+                                           &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
+            if (kern_check_row(ws[i]->type, ws[i]->ne0, e) < 0)
+                return al_errctx(e, "layer %d", il);
+    }
+    if (kern_check_row(m->output.type, m->output.ne0, e) < 0)
+        return al_errctx(e, "output");
+
+    en->n_ctx = n_ctx;
+    en->n_batch = n_batch;
+    en->n_threads = n_threads;
+    int rc = -1;
+    if (pool_init(&en->pool, n_threads, e) < 0)
+        goto out;
+    if (kvcache_init(&en->kv, hp->n_layer, n_seq, n_ctx, hp->kv_dim, max_kv, e) < 0)
+        goto out;
+
+    size_t nb = (size_t)n_batch;
+    struct fwd_scratch *s = &en->s;
+    s->x = scratch_f32(nb, (size_t)hp->dim);
+    s->xb = scratch_f32(nb, (size_t)hp->dim);
+    s->q = scratch_f32(nb, (size_t)hp->dim);
+    s->k = scratch_f32(nb, (size_t)hp->kv_dim);
+    s->v = scratch_f32(nb, (size_t)hp->kv_dim);
+    s->att = scratch_f32(nb, (size_t)hp->dim);
+    s->hb = scratch_f32(nb, (size_t)hp->n_ff);
+    s->hb2 = scratch_f32(nb, (size_t)hp->n_ff);
+    s->scores = scratch_f32((size_t)n_threads, (size_t)n_ctx);
+    s->qh = scratch_f32((size_t)n_threads, (size_t)(hp->head_dim > hp->n_rot ? hp->head_dim
+                                                                            : hp->n_rot));
+    /* F32 activations are the widest row any activation type needs */
+    int widest = hp->dim > hp->n_ff ? hp->dim : hp->n_ff;
+    s->xq_bytes = nb * (size_t)widest * sizeof(float);
+    for (int i = 0; i < MAX_GROUP; i++)
+        s->xq[i] = xaligned_alloc(64, s->xq_bytes);
+    s->out_rows = xcalloc(nb, sizeof *s->out_rows);
+    s->n_past_tmp = xcalloc((size_t)n_seq, sizeof *s->n_past_tmp);
+    s->flags = xcalloc(nb, sizeof *s->flags);
+    rc = 0;
+out:
+    if (rc < 0)
+        engine_free(en);
+    return rc;
+}
+
+void
+engine_free(struct engine *en)
+{
+    if (!en)
+        return;
+    struct fwd_scratch *s = &en->s;
+    free(s->x);
+    free(s->xb);
+    free(s->q);
+    free(s->k);
+    free(s->v);
+    free(s->att);
+    free(s->hb);
+    free(s->hb2);
+    free(s->scores);
+    free(s->qh);
+    for (int i = 0; i < MAX_GROUP; i++)
+        free(s->xq[i]);
+    free(s->out_rows);
+    free(s->n_past_tmp);
+    free(s->flags);
+    kvcache_free(&en->kv);
+    pool_free(&en->pool);
+    memset(en, 0, sizeof *en);
+}
+
+void
+engine_seq_truncate(struct engine *en, int seq, int n)
+{
+    kvcache_seq_truncate(&en->kv, seq, n);
+}
+
+int
+engine_seq_len(const struct engine *en, int seq)
+{
+    if (seq < 0 || seq >= en->kv.n_seq)
+        return 0;
+    return en->kv.n_past[seq];
+}
+
+/* Check every token before any is run, so a bad batch leaves the cache unchanged. */
+static int
+validate_batch(const struct engine *en, const struct batch *b, int *n_past_after,
+               struct al_err *e)
+{
+    memcpy(n_past_after, en->kv.n_past, (size_t)en->kv.n_seq * sizeof *n_past_after);
+    for (int t = 0; t < b->n_tokens; t++) {
+        int seq = b->seq ? b->seq[t] : 0;
+        if (b->token[t] < 0 || b->token[t] >= en->m->hp.n_vocab)
+            return al_errf(e, AL_EUSAGE, "batch token %d: id %d outside vocabulary of %d", t,
+                           b->token[t], en->m->hp.n_vocab);
+        if (seq < 0 || seq >= en->kv.n_seq)
+            return al_errf(e, AL_EUSAGE, "batch token %d: sequence %d outside 0..%d", t, seq,
+                           en->kv.n_seq - 1);
+        if (b->pos[t] != n_past_after[seq])
+            return al_errf(e, AL_EUSAGE, "batch token %d: position %d, sequence %d holds %d",
+                           t, b->pos[t], seq, n_past_after[seq]);
+        if (b->pos[t] >= en->n_ctx)
+            return al_errf(e, AL_ELIMIT, "sequence %d: context of %d positions is full", seq,
+                           en->n_ctx);
+        n_past_after[seq]++;
+    }
+    return 0;
+}
+
+int
+engine_decode(struct engine *en, const struct batch *b, float *logits, struct al_err *e)
+{
+    if (b->n_tokens <= 0)
+        return al_errf(e, AL_EUSAGE, "empty batch");
+    if (validate_batch(en, b, en->s.n_past_tmp, e) < 0)
+        return -1;
+    size_t n_vocab = (size_t)en->m->hp.n_vocab;
+    size_t out_row = 0;
+    for (int t0 = 0; t0 < b->n_tokens; t0 += en->n_batch) {
+        int n = b->n_tokens - t0 < en->n_batch ? b->n_tokens - t0 : en->n_batch;
+        struct batch chunk = {
+            .n_tokens = n,
+            .token = b->token + t0,
+            .pos = b->pos + t0,
+            .seq = b->seq ? b->seq + t0 : NULL,
+            .logits = b->logits ? b->logits + t0 : NULL,
+        };
+        /* with b->logits NULL only the very last token of the whole batch wants logits */
+        if (!b->logits && t0 + n < b->n_tokens) {
+            memset(en->s.flags, 0, (size_t)n);
+            chunk.logits = en->s.flags;
+        }
+        forward_chunk(en, &chunk, logits + out_row * n_vocab);
+        for (int t = 0; t < n; t++)
+            if (chunk.logits ? chunk.logits[t] != 0 : t == n - 1)
+                out_row++;
+        for (int t = 0; t < n; t++) {
+            int seq = chunk.seq ? chunk.seq[t] : 0;
+            en->kv.n_past[seq] = chunk.pos[t] + 1;
+        }
+    }
+    return 0;
+}

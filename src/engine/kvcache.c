@@ -1,0 +1,65 @@
+/* kvcache.c -- allocation and slot bookkeeping for the F16 KV cache (layout in kvcache.h).
+ * Memory is touched only as positions are written, so a large --ctx costs address space, not
+ * resident memory, until it is used. */
+#include "engine/kvcache.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/xalloc.h"
+
+size_t
+kvcache_bytes(int n_layer, int n_seq, int n_ctx, int kv_dim)
+{
+    size_t n = 1;
+    if (n_layer <= 0 || n_seq <= 0 || n_ctx <= 0 || kv_dim <= 0)
+        return 0;
+    if (!size_mul_ok(n, (size_t)n_layer, &n) || !size_mul_ok(n, (size_t)n_seq, &n) ||
+        !size_mul_ok(n, (size_t)n_ctx, &n) || !size_mul_ok(n, (size_t)kv_dim, &n) ||
+        !size_mul_ok(n, 2 * sizeof(uint16_t), &n))
+        return 0;
+    return n;
+}
+
+int
+kvcache_init(struct kvcache *c, int n_layer, int n_seq, int n_ctx, int kv_dim, size_t max_bytes,
+             struct al_err *e)
+{
+    memset(c, 0, sizeof *c);
+    size_t total = kvcache_bytes(n_layer, n_seq, n_ctx, kv_dim);
+    if (total == 0 || total > max_bytes)
+        return al_errf(e, AL_ELIMIT,
+                       "KV cache of %d layers x %d sequences x %d positions x %d needs more "
+                       "than the %zu MiB limit (lower --ctx)",
+                       n_layer, n_seq, n_ctx, kv_dim, max_bytes >> 20);
+    c->n_layer = n_layer;
+    c->n_seq = n_seq;
+    c->n_ctx = n_ctx;
+    c->kv_dim = kv_dim;
+    c->k = xaligned_alloc(64, total / 2);
+    c->v = xaligned_alloc(64, total / 2);
+    c->n_past = xcalloc((size_t)n_seq, sizeof *c->n_past);
+    return 0;
+}
+
+void
+kvcache_free(struct kvcache *c)
+{
+    if (!c)
+        return;
+    free(c->k);
+    free(c->v);
+    free(c->n_past);
+    memset(c, 0, sizeof *c);
+}
+
+void
+kvcache_seq_truncate(struct kvcache *c, int seq, int n)
+{
+    if (seq < 0 || seq >= c->n_seq)
+        return;
+    if (n < 0)
+        n = 0;
+    if (n < c->n_past[seq])
+        c->n_past[seq] = n;
+}

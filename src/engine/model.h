@@ -1,0 +1,93 @@
+/* model.h -- a Llama-family transformer bound to the tensors of a mapped GGUF file.
+ * Reads hyperparameters from the <arch>.* keys for the "llama" and "qwen2" architectures, binds
+ * every tensor by name and checks its shape and type before the forward pass may touch it.
+ * Weights stay in the read-only mapping (borrowed by every struct here); the only owned memory
+ * is the layer array and the RoPE frequency table. The GGUF file is untrusted input.
+ * Does not compute anything (engine/forward.c) or read the tokenizer (engine/tokenizer.c). */
+#ifndef AIRLOCK_ENGINE_MODEL_H
+#define AIRLOCK_ENGINE_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "format/gguf.h"
+#include "util/err.h"
+
+enum model_arch {
+    MODEL_ARCH_LLAMA, /* Llama 2/3, TinyLlama, SmolLM, Mistral: no biases, "normal" RoPE */
+    MODEL_ARCH_QWEN2, /* Qwen2/2.5: Q/K/V biases, NeoX RoPE */
+};
+
+enum rope_style {
+    ROPE_NORMAL, /* rotate adjacent pairs (x[2i], x[2i+1]): how GGUF stores llama Q/K */
+    ROPE_NEOX,   /* rotate (x[i], x[i + n_rot/2]): GPT-NeoX layout used by qwen2 */
+};
+
+struct model_hparams {
+    enum model_arch arch;   /* from general.architecture */
+    int n_layer;            /* transformer blocks */
+    int dim;                /* embedding width (d_model) */
+    int n_ff;               /* FFN hidden width */
+    int n_head;             /* query heads */
+    int n_head_kv;          /* key/value heads (GQA when < n_head) */
+    int head_dim;           /* dim / n_head */
+    int kv_dim;             /* n_head_kv * head_dim */
+    int n_vocab;            /* rows of token_embd */
+    int n_ctx_train;        /* <arch>.context_length: positions the model was trained for */
+    int n_rot;              /* rotated dimensions per head (rope.dimension_count), even, <= head_dim */
+    float norm_eps;         /* rmsnorm epsilon */
+    float rope_base;        /* rope.freq_base (theta) */
+    float rope_freq_scale;  /* 1/rope.scaling.factor for linear scaling, else 1 */
+    enum rope_style rope;   /* pair layout, from the architecture */
+};
+
+/* One weight matrix or vector, viewed in the mapping. Rows are ne0 elements (the contiguous
+ * dimension), there are ne1 rows; a matrix-vector product y = W x takes x of ne0 elements and
+ * gives y of ne1 elements. */
+struct model_tensor {
+    const void *data;       /* borrowed from the mapping; NULL when the tensor is absent */
+    enum ggml_type type;    /* GGUF tensor type */
+    int64_t ne0;            /* elements per row */
+    int64_t ne1;            /* rows (1 for vectors) */
+    size_t row_bytes;       /* bytes of one row in its storage type */
+};
+
+struct model_layer {
+    struct model_tensor attn_norm;   /* F32 (dim) */
+    struct model_tensor wq;          /* (dim rows of dim) */
+    struct model_tensor wk;          /* (kv_dim rows of dim) */
+    struct model_tensor wv;          /* (kv_dim rows of dim) */
+    struct model_tensor wo;          /* (dim rows of dim) */
+    struct model_tensor bq;          /* F32 (dim), qwen2 only; data NULL for llama */
+    struct model_tensor bk;          /* F32 (kv_dim), qwen2 only */
+    struct model_tensor bv;          /* F32 (kv_dim), qwen2 only */
+    struct model_tensor ffn_norm;    /* F32 (dim) */
+    struct model_tensor w_gate;      /* (n_ff rows of dim) */
+    struct model_tensor w_up;        /* (n_ff rows of dim) */
+    struct model_tensor w_down;      /* (dim rows of n_ff) */
+};
+
+struct model {
+    struct gguf gguf;               /* owned: the mapping every tensor view points into */
+    struct model_hparams hp;        /* validated hyperparameters */
+    struct model_tensor token_embd; /* (n_vocab rows of dim) */
+    struct model_tensor output_norm;/* F32 (dim) */
+    struct model_tensor output;     /* (n_vocab rows of dim); == token_embd when tied */
+    int tied_output;                /* 1 when output.weight is absent and token_embd is reused */
+    struct model_layer *layers;     /* owned, hp.n_layer entries */
+    float *rope_inv_freq;           /* owned, n_rot/2 entries: theta_i per position, with
+                                     * linear scaling and rope_freqs.weight factors applied */
+    uint64_t n_params;              /* total elements over all tensors */
+    uint64_t weight_bytes;          /* total bytes of tensor data */
+    char type_name[32];             /* e.g. "llama 135M Q8_0" style label for bench output */
+};
+
+/* Open path, parse the GGUF header and bind the model. On failure m is left safe to free. */
+int model_load(struct model *m, const char *path, struct al_err *e);
+/* Bind a model from an already-open GGUF (takes ownership of *g on success and on failure). */
+int model_bind(struct model *m, struct gguf *g, struct al_err *e);
+void model_free(struct model *m); /* safe on a zeroed or partly loaded model */
+
+const char *model_arch_name(enum model_arch a);
+
+#endif

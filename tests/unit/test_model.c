@@ -1,0 +1,362 @@
+/* test_model.c -- the engine against llama.cpp's reference outputs (../shared/models/README.md).
+ * For every model: teacher forcing over reference/MODEL.greedy.jsonl (prefill the prompt in one
+ * batch, then feed the reference tokens one by one through decode); the argmax must equal the
+ * reference token at every step whose reference margin clears the threshold (0.05 for
+ * F32/F16/Q8_0, 0.2 for 4/5/6-bit). First-step logits of the reference top 8 must agree with
+ * |ours - ref| <= tol * max|logit| (tol 1e-3 for F32/F16, 2e-2 for quantized), max over the
+ * whole logit vector: the scale of the vector, not each logit, because a logit near zero has
+ * no useful relative error. stories260K (trained) must also match its free-running greedy tokens, up to the first
+ * step where the reference itself had a near tie (margin under the threshold).
+ * Known noise: reference line 3 of the llama-k-small files is not reproduced by llama.cpp
+ * itself (llama-server on the same file and tokens differs from it by up to 0.05 logits, while
+ * lines 1, 2 and 4 match it and us to 1e-6), so that line's top-8 check gets twice the tolerance.
+ * Also: loader refusals (unknown arch, bad shapes) and multi-sequence batches equal to
+ * sequences run alone. Uses prompt_tokens directly, so no tokenizer is involved. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/forward.h"
+#include "engine/model.h"
+#include "util/xalloc.h"
+
+struct ref_model {
+    const char *file;   /* under $SHARED/models */
+    double margin;      /* steps with a smaller reference margin are not compared */
+    double tol;         /* top-8 logit tolerance relative to the largest */
+    int free_run;       /* 1: free-running greedy must match every token */
+};
+
+static const struct ref_model refs[] = {
+    {"stories260K-f32", 0.05, 1e-3, 1},
+    {"stories260K-q8_0", 0.05, 2e-2, 1},
+    {"stories260K-q4_0", 0.2, 2e-2, 1},
+    {"llama2-tiny-random-f16", 0.05, 1e-3, 0},
+    {"llama-k-small-f16", 0.05, 1e-3, 0},
+    {"llama-k-small-q8_0", 0.05, 2e-2, 0},
+    {"llama-k-small-q4_0", 0.2, 2e-2, 0},
+    {"llama-k-small-q4_1", 0.2, 2e-2, 0},
+    {"llama-k-small-q5_0", 0.2, 2e-2, 0},
+    {"llama-k-small-q4_k_m", 0.2, 2e-2, 0},
+    {"llama-k-small-q5_k_m", 0.2, 2e-2, 0},
+    {"llama-k-small-q6_k", 0.2, 2e-2, 0},
+    {"qwen2-k-small-q4_k_m", 0.2, 2e-2, 0},
+};
+
+static const char *
+shared_dir(void)
+{
+    const char *s = getenv("SHARED");
+    return s ? s : "../shared";
+}
+
+static int
+argmax(const float *x, int n)
+{
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best])
+            best = i;
+    return best;
+}
+
+static int
+load(struct model *m, struct engine *en, const char *name, int n_seq)
+{
+    char path[1024];
+    struct al_err e = {0};
+    snprintf(path, sizeof path, "%s/models/%s.gguf", shared_dir(), name);
+    if (model_load(m, path, &e) < 0) {
+        print_error("%s\n", e.msg);
+        return -1;
+    }
+    struct engine_opts o = {.n_ctx = 256, .n_seq = n_seq, .n_batch = 128, .n_threads = 2,
+                          .kernels = getenv("AIRLOCK_KERNELS")};
+    if (engine_init(en, m, &o, &e) < 0) {
+        print_error("%s\n", e.msg);
+        model_free(m);
+        return -1;
+    }
+    return 0;
+}
+
+/* Run one reference line; returns the number of failed comparisons. */
+static int
+check_line(struct engine *en, const struct ref_model *r, json_t *line, int lineno)
+{
+    json_t *pt = json_object_get(line, "prompt_tokens");
+    json_t *gen = json_object_get(line, "generated");
+    json_t *mar = json_object_get(line, "margins");
+    json_t *top = json_object_get(line, "top8_first");
+    int np = (int)json_array_size(pt);
+    int ng = (int)json_array_size(gen);
+    int nv = en->m->hp.n_vocab;
+    int fails = 0;
+    struct al_err e = {0};
+    float *logits = xmalloc((size_t)nv * sizeof(float));
+    int32_t *tok = xmalloc((size_t)(np + ng) * sizeof(int32_t));
+    int32_t *pos = xmalloc((size_t)(np + ng) * sizeof(int32_t));
+    for (int i = 0; i < np; i++)
+        tok[i] = (int32_t)json_integer_value(json_array_get(pt, (size_t)i));
+    for (int i = 0; i < ng; i++)
+        tok[np + i] = (int32_t)json_integer_value(json_array_get(gen, (size_t)i));
+    for (int i = 0; i < np + ng; i++)
+        pos[i] = i;
+
+    /* teacher forcing: prefill, then one reference token at a time */
+    engine_seq_truncate(en, 0, 0);
+    struct batch b = {.n_tokens = np, .token = tok, .pos = pos};
+    assert_int_equal(engine_decode(en, &b, logits, &e), 0);
+    /* scale: the largest |logit| of the whole vector (ours; the reference keeps only 8) */
+    double maxref = 0;
+    for (size_t i = 0; i < json_array_size(top); i++)
+        maxref = fmax(maxref, fabs(json_real_value(json_array_get(json_array_get(top, i), 1))));
+    for (int i = 0; i < nv; i++)
+        maxref = fmax(maxref, fabs(logits[i]));
+    double worst = 0;
+    for (size_t i = 0; i < json_array_size(top); i++) {
+        json_t *p = json_array_get(top, i);
+        int id = (int)json_integer_value(json_array_get(p, 0));
+        double ref = json_real_value(json_array_get(p, 1));
+        double d = fabs(logits[id] - ref);
+        worst = fmax(worst, d / maxref);
+        int noisy = lineno == 3 && strncmp(r->file, "llama-k-small", 13) == 0;
+        if (d > r->tol * maxref * (noisy ? 2 : 1)) {
+            print_error("%s line %d: logit[%d] = %.5f, reference %.5f\n", r->file, lineno, id,
+                        logits[id], ref);
+            fails++;
+        }
+    }
+    int compared = 0;
+    for (int i = 0; i < ng; i++) {
+        if (i > 0) {
+            struct batch one = {.n_tokens = 1, .token = &tok[np + i - 1], .pos = &pos[np + i - 1]};
+            assert_int_equal(engine_decode(en, &one, logits, &e), 0);
+        }
+        double margin = json_real_value(json_array_get(mar, (size_t)i));
+        int want = tok[np + i];
+        int got = argmax(logits, nv);
+        if (margin >= r->margin) {
+            compared++;
+            if (got != want) {
+                print_error("%s line %d step %d: argmax %d, reference %d (margin %.3f)\n",
+                            r->file, lineno, i, got, want, margin);
+                fails++;
+            }
+        }
+    }
+    print_message("  %-24s line %d: %d/%d steps compared, worst top-8 error %.2e of max\n",
+                  r->file, lineno, compared, ng, worst);
+
+    if (r->free_run) {
+        engine_seq_truncate(en, 0, 0);
+        assert_int_equal(engine_decode(en, &b, logits, &e), 0);
+        for (int i = 0; i < ng; i++) {
+            /* a near tie in the reference may fork legitimately; stop comparing there */
+            if (json_real_value(json_array_get(mar, (size_t)i)) < r->margin)
+                break;
+            int32_t next = argmax(logits, nv);
+            if (next != tok[np + i]) {
+                print_error("%s line %d: free-running step %d gave %d, reference %d\n", r->file,
+                            lineno, i, next, tok[np + i]);
+                fails++;
+                break;
+            }
+            int32_t p = np + i;
+            struct batch one = {.n_tokens = 1, .token = &next, .pos = &p};
+            assert_int_equal(engine_decode(en, &one, logits, &e), 0);
+        }
+    }
+    free(logits);
+    free(tok);
+    free(pos);
+    return fails;
+}
+
+static void
+model_matches_llama_cpp(void **state)
+{
+    const struct ref_model *r = *state;
+    struct model m;
+    struct engine en;
+    char path[1024];
+    assert_int_equal(load(&m, &en, r->file, 1), 0);
+    snprintf(path, sizeof path, "%s/models/reference/%s.greedy.jsonl", shared_dir(), r->file);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char buf[65536];
+    int lineno = 0;
+    int fails = 0;
+    while (fgets(buf, sizeof buf, f)) {
+        json_error_t je;
+        json_t *line = json_loads(buf, 0, &je);
+        assert_non_null(line);
+        fails += check_line(&en, r, line, ++lineno);
+        json_decref(line);
+    }
+    fclose(f);
+    engine_free(&en);
+    model_free(&m);
+    assert_true(lineno > 0);
+    assert_int_equal(fails, 0);
+}
+
+/* Two sequences advanced in one batch give the same logits as each run alone. */
+static void
+batch_of_two_sequences_matches_single(void **state)
+{
+    (void)state;
+    struct model m;
+    struct engine en;
+    struct al_err e = {0};
+    assert_int_equal(load(&m, &en, "stories260K-f32", 2), 0);
+    int nv = m.hp.n_vocab;
+    int32_t a[4] = {1, 403, 407, 261};
+    int32_t bb[3] = {1, 317, 269};
+    int32_t p[4] = {0, 1, 2, 3};
+    float *la = xmalloc((size_t)nv * sizeof(float));
+    float *lb = xmalloc((size_t)nv * sizeof(float));
+    float *both = xmalloc(2 * (size_t)nv * sizeof(float));
+    struct batch ba = {.n_tokens = 4, .token = a, .pos = p};
+    assert_int_equal(engine_decode(&en, &ba, la, &e), 0);
+    engine_seq_truncate(&en, 0, 0);
+    struct batch bbb = {.n_tokens = 3, .token = bb, .pos = p};
+    assert_int_equal(engine_decode(&en, &bbb, lb, &e), 0);
+    engine_seq_truncate(&en, 0, 0);
+
+    /* interleave: a0 b0 a1 b1 a2 b2 a3, logits for a3 and b2 */
+    int32_t t[7] = {a[0], bb[0], a[1], bb[1], a[2], bb[2], a[3]};
+    int32_t ps[7] = {0, 0, 1, 1, 2, 2, 3};
+    int32_t sq[7] = {0, 1, 0, 1, 0, 1, 0};
+    int8_t want[7] = {0, 0, 0, 0, 0, 1, 1};
+    struct batch mix = {.n_tokens = 7, .token = t, .pos = ps, .seq = sq, .logits = want};
+    assert_int_equal(engine_decode(&en, &mix, both, &e), 0);
+    for (int i = 0; i < nv; i++) {
+        assert_true(fabsf(both[i] - lb[i]) < 1e-4f);
+        assert_true(fabsf(both[nv + i] - la[i]) < 1e-4f);
+    }
+    /* a position out of order is refused and leaves the cache alone */
+    int32_t badpos = 7;
+    struct batch bad = {.n_tokens = 1, .token = a, .pos = &badpos};
+    assert_int_equal(engine_decode(&en, &bad, la, &e), -1);
+    assert_int_equal(e.code, AL_EUSAGE);
+    assert_int_equal(engine_seq_len(&en, 0), 4);
+    free(la);
+    free(lb);
+    free(both);
+    engine_free(&en);
+    model_free(&m);
+}
+
+/* A 100-token prefill (blocked gemm, tiled F32 attention) agrees with 100 single-token steps
+ * (F16-accumulated attention). The two attention paths round differently, as llama.cpp's do;
+ * on this random 4-bit model that leaves 3.3e-2 of max after 100 tokens, so the bound is 5e-2
+ * (a wrong position or cache slot gives errors of order 1). */
+static void
+long_prefill_matches_token_by_token(void **state)
+{
+    (void)state;
+    struct model m;
+    struct engine en;
+    struct al_err e = {0};
+    assert_int_equal(load(&m, &en, "llama-k-small-q4_k_m", 1), 0);
+    int nv = m.hp.n_vocab;
+    enum { N = 100 };
+    int32_t tok[N], pos[N];
+    for (int i = 0; i < N; i++) {
+        tok[i] = i == 0 ? 1 : 100 + (i * 7919) % 30000;
+        pos[i] = i;
+    }
+    float *a = xmalloc((size_t)nv * sizeof(float));
+    float *b = xmalloc((size_t)nv * sizeof(float));
+    struct batch all = {.n_tokens = N, .token = tok, .pos = pos};
+    assert_int_equal(engine_decode(&en, &all, a, &e), 0);
+    engine_seq_truncate(&en, 0, 0);
+    for (int i = 0; i < N; i++) {
+        struct batch one = {.n_tokens = 1, .token = &tok[i], .pos = &pos[i]};
+        assert_int_equal(engine_decode(&en, &one, b, &e), 0);
+    }
+    double mx = 0, worst = 0;
+    for (int i = 0; i < nv; i++)
+        mx = fmax(mx, fabs(b[i]));
+    for (int i = 0; i < nv; i++)
+        worst = fmax(worst, fabs(a[i] - b[i]));
+    print_message("  prefill vs decode after %d tokens: worst %.2e of max\n", N, worst / mx);
+    assert_true(worst <= 5e-2 * mx);
+    free(a);
+    free(b);
+    engine_free(&en);
+    model_free(&m);
+}
+
+/* A GGUF whose architecture is not llama/qwen2 is refused by name. */
+static void
+unknown_architecture_is_refused(void **state)
+{
+    (void)state;
+    /* minimal GGUF v3: no tensors, one key general.architecture = "gpt2" */
+    uint8_t buf[128];
+    size_t n = 0;
+    const char *key = "general.architecture";
+    const char *val = "gpt2";
+    uint32_t u32;
+    uint64_t u64;
+    memcpy(buf + n, "GGUF", 4);
+    n += 4;
+    u32 = 3;
+    memcpy(buf + n, &u32, 4);
+    n += 4;
+    u64 = 0;
+    memcpy(buf + n, &u64, 8);
+    n += 8;
+    u64 = 1;
+    memcpy(buf + n, &u64, 8);
+    n += 8;
+    u64 = strlen(key);
+    memcpy(buf + n, &u64, 8);
+    n += 8;
+    memcpy(buf + n, key, strlen(key));
+    n += strlen(key);
+    u32 = 8;
+    memcpy(buf + n, &u32, 4);
+    n += 4;
+    u64 = strlen(val);
+    memcpy(buf + n, &u64, 8);
+    n += 8;
+    memcpy(buf + n, val, strlen(val));
+    n += strlen(val);
+    struct gguf g;
+    struct al_err e = {0};
+    memset(&g, 0, sizeof g);
+    assert_int_equal(gguf_parse(&g, buf, n, n, "test.gguf", NULL, &e), 0);
+    struct model m;
+    assert_int_equal(model_bind(&m, &g, &e), -1);
+    assert_int_equal(e.code, AL_EUNSUPPORTED);
+    assert_non_null(strstr(e.msg, "gpt2"));
+    model_free(&m);
+}
+
+int
+main(void)
+{
+    struct CMUnitTest tests[sizeof refs / sizeof refs[0] + 3];
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++) {
+        tests[n] = (struct CMUnitTest)cmocka_unit_test_prestate(model_matches_llama_cpp,
+                                                                 (void *)&refs[i]);
+        tests[n].name = refs[i].file;
+        n++;
+    }
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(batch_of_two_sequences_matches_single);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(long_prefill_matches_token_by_token);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(unknown_architecture_is_refused);
+    return _cmocka_run_group_tests("model", tests, n, NULL, NULL);
+}
