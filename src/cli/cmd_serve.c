@@ -32,6 +32,9 @@ const char cmd_serve_usage[] =
     "                          $AIRLOCK_DATA); create keys with `airlock keys add NAME`\n"
     "      --audit-log FILE    hash-chained audit log (default DIR/audit.jsonl; 'off' disables)\n"
     "      --audit-content     also record prompt and response text (default: hashes only)\n"
+    "      --audit-key KEYFILE sign a checkpoint every 1000 records and at shutdown with this\n"
+    "                          minisign secret key (passphrase: $AIRLOCK_PASSPHRASE or prompt);\n"
+    "                          check with `airlock audit verify LOG --trust PUBFILE`\n"
     "      --no-auth           accept requests without an API key; loopback addresses only\n"
     "      --parallel N        sequence slots generating at once (default 4)\n"
     "      --queue N           requests waiting for a slot before 429 (default 64)\n"
@@ -54,7 +57,7 @@ int
 cmd_serve(int argc, char **argv)
 {
     enum { O_MODEL_ID = 256, O_HOST, O_PORT, O_DATA, O_AUDIT, O_AUDIT_CONTENT, O_NO_AUTH,
-           O_PARALLEL, O_QUEUE, O_CTX, O_KERNELS, O_MAX_BODY, O_TIMEOUT };
+           O_PARALLEL, O_QUEUE, O_AUDIT_KEY, O_CTX, O_KERNELS, O_MAX_BODY, O_TIMEOUT };
     static const struct option opts[] = {
         {"model", required_argument, NULL, 'm'},
         {"model-id", required_argument, NULL, O_MODEL_ID},
@@ -63,6 +66,7 @@ cmd_serve(int argc, char **argv)
         {"data", required_argument, NULL, O_DATA},
         {"audit-log", required_argument, NULL, O_AUDIT},
         {"audit-content", no_argument, NULL, O_AUDIT_CONTENT},
+        {"audit-key", required_argument, NULL, O_AUDIT_KEY},
         {"no-auth", no_argument, NULL, O_NO_AUTH},
         {"parallel", required_argument, NULL, O_PARALLEL},
         {"queue", required_argument, NULL, O_QUEUE},
@@ -94,6 +98,7 @@ cmd_serve(int argc, char **argv)
         case O_DATA: data = optarg; break;
         case O_AUDIT: audit = optarg; break;
         case O_AUDIT_CONTENT: cfg.audit_content = true; break;
+        case O_AUDIT_KEY: cfg.audit_key = optarg; break;
         case O_NO_AUTH: cfg.no_auth = true; break;
         case O_PARALLEL: rc = parse_int(optarg, 1, 64, "--parallel", &cfg.parallel, &e); break;
         case O_QUEUE: rc = parse_int(optarg, 0, 100000, "--queue", &cfg.max_queue, &e); break;

@@ -16,7 +16,9 @@
 #include <unistd.h>
 
 #include "crypto/hash.h"
+#include "audit/audit_sig.h"
 #include "server/default_model.h"
+#include "transfer/minisig.h"
 #include "util/xalloc.h"
 
 /* ===== Request context ======================================================================== */
@@ -842,6 +844,15 @@ server_start(struct server *s, const struct server_config *cfg, struct al_err *e
     metrics_server_model(&s->metrics, s->model_id, s->model_sha256, s->model.type_name);
     if (cfg->audit_log) {
         struct audit_options ao = {.content = cfg->audit_content, .checkpoint_every = 1000};
+        if (cfg->audit_key) {
+            /* signed checkpoints: the key is loaded once and kept in locked memory */
+            struct minisig_seckey *sk = NULL;
+            if (minisig_seckey_load(cfg->audit_key, NULL, &sk, e) < 0)
+                goto fail;
+            s->audit_signer = sk;
+            ao.sign = audit_sig_sign;
+            ao.sign_ctx = sk;
+        }
         if (audit_open(cfg->audit_log, &ao, &s->audit, e) < 0)
             goto fail;
     }
@@ -886,6 +897,8 @@ server_stop(struct server *s)
     }
     jgram_vocab_free(s->jvocab);
     s->jvocab = NULL;
+    minisig_seckey_free(s->audit_signer);
+    s->audit_signer = NULL;
     tokenizer_free(s->tok);
     s->tok = NULL;
     free(s->chat_template);
