@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "engine/template_int.h"
+#include "util/utf8.h"
 #include "util/parse.h"
 #include "util/xalloc.h"
 
@@ -537,31 +538,6 @@ cp_cased(uint32_t c)
     return cp_upper(c) != c || cp_lower(c) != c || c == 0xDF || c == 0x138 || c == 0x149;
 }
 
-static size_t
-cp_put(char *d, uint32_t cp)
-{
-    if (cp < 0x80) {
-        d[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        d[0] = (char)(0xC0 | (cp >> 6));
-        d[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        d[0] = (char)(0xE0 | (cp >> 12));
-        d[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        d[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    d[0] = (char)(0xF0 | (cp >> 18));
-    d[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    d[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    d[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 enum case_mode { CASE_UPPER, CASE_LOWER, CASE_CAPITALIZE, CASE_PYTITLE, CASE_JTITLE };
 
 static int
@@ -594,7 +570,7 @@ str_case(struct render *r, const struct tv *s, enum case_mode mode, struct tv *o
             memcpy(d + o, p + start, i - start);
             o += i - start;
         } else {
-            o += cp_put(d + o, m);
+            o += utf8_encode(m, d + o);
         }
     }
     *out = tv_str(d, o);

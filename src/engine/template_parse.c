@@ -12,6 +12,7 @@
 
 #include "engine/template.h"
 #include "engine/template_int.h"
+#include "util/utf8.h"
 #include "util/parse.h"
 #include "util/xalloc.h"
 
@@ -212,31 +213,6 @@ hex_val(char c)
     return -1;
 }
 
-static size_t
-utf8_put(char *d, uint32_t cp)
-{
-    if (cp < 0x80) {
-        d[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        d[0] = (char)(0xC0 | (cp >> 6));
-        d[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        d[0] = (char)(0xE0 | (cp >> 12));
-        d[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        d[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    d[0] = (char)(0xF0 | (cp >> 18));
-    d[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    d[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    d[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 /* A string literal, decoded the way Jinja does it (Python's unicode-escape rules). Escapes
  * never lengthen the text beyond 4 bytes per 2 source bytes, so 2 * raw length suffices. */
 static int
@@ -290,7 +266,7 @@ lx_string(struct lexer *lx)
                     m++;
                 }
                 k--;
-                o += utf8_put(d + o, cp);
+                o += utf8_encode(cp, d + o);
             } else {
                 d[o++] = '\\';
                 d[o++] = c;
@@ -307,7 +283,7 @@ lx_string(struct lexer *lx)
             }
             if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
                 return lx_fail(lx, AL_EFORMAT, k, "escape is not a Unicode scalar value");
-            o += utf8_put(d + o, cp);
+            o += utf8_encode(cp, d + o);
         }
     }
     d[o] = '\0';

@@ -9,6 +9,7 @@
 
 #include "engine/tokenizer_int.h"
 #include "format/gguf.h"
+#include "util/utf8.h"
 #include "util/xalloc.h"
 
 #define TOK_MAX_VOCAB (1u << 22)   /* tokens: 4 Mi, far above any real vocabulary */
@@ -49,31 +50,6 @@ tok_utf8_next(const unsigned char *s, size_t n, size_t *adv)
     if ((cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
         return 0xFFFD;
     return cp;
-}
-
-size_t
-tok_utf8_put(uint32_t cp, char *out)
-{
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xC0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xE0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
 }
 
 bool

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "engine/tokenizer_int.h"
+#include "util/utf8.h"
 #include "util/xalloc.h"
 
 /* ===== pre-tokenizer patterns ================================================================= */
@@ -158,7 +159,7 @@ bpe_utf8_clean(const unsigned char *s, size_t n, char *out)
     size_t o = 0;
     for (size_t i = 0; i < n;) {
         size_t adv = 1;
-        o += tok_utf8_put(tok_utf8_next(s + i, n - i, &adv), out + o);
+        o += utf8_encode(tok_utf8_next(s + i, n - i, &adv), out + o);
         i += adv;
     }
     return o;

@@ -105,8 +105,6 @@ tok_utf8_len(unsigned char c)
  * continuation bytes checked, no overlong check); U+FFFD for anything undecodable, surrogates
  * and values past U+10FFFF. *adv: bytes consumed (>= 1). */
 uint32_t tok_utf8_next(const unsigned char *s, size_t n, size_t *adv);
-/* Write cp as UTF-8 (cp <= 0x10FFFF) into out (4 bytes room); returns bytes written. */
-size_t tok_utf8_put(uint32_t cp, char *out);
 /* llama.cpp's whitespace set (Unicode White_Space minus U+001C..U+001F). */
 bool tok_is_space(uint32_t cp);
 /* First code point of cp's canonical decomposition, or cp (tokenizer_nfd.c). */

@@ -12,6 +12,7 @@
 #include <wctype.h>
 
 #include "engine/tokenizer_int.h"
+#include "util/utf8.h"
 #include "util/xalloc.h"
 
 /* Tokens longer than this are never tried: keeps the greedy search O(n * cap) on hostile
@@ -48,7 +49,7 @@ static enum wpm_class
 wpm_classify(const struct tokenizer *t, uint32_t cp, pcre2_match_data *md)
 {
     char u[4];
-    size_t n = tok_utf8_put(cp, u);
+    size_t n = utf8_encode(cp, u);
     int rc = pcre2_match(t->wpm_class, (PCRE2_SPTR)u, n, 0, 0, md, NULL);
     if (rc < 0)
         return WPM_OTHER;
@@ -136,7 +137,7 @@ tok_wpm_encode(const struct tokenizer *t, const char *s, size_t n, struct tok_id
             memcpy(word, prefix, 3);
             wn = 3;
         }
-        wn += tok_utf8_put(low, word + wn);
+        wn += utf8_encode(low, word + wn);
         if (alone) {
             wpm_word(t, word, wn, out);
             wn = 0;
