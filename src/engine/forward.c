@@ -379,8 +379,10 @@ attention(struct engine *en, const struct batch *b, int il)
 
 /* ===== The forward pass over one chunk of at most n_batch tokens =============================== */
 
+/* With pooled == NULL: logits for the tokens that ask. With pooled != NULL (embeddings): no
+ * output matrix; every token's final-normed hidden state is added into pooled (dim floats). */
 static void
-forward_chunk(struct engine *en, const struct batch *b, float *logits)
+forward_chunk(struct engine *en, const struct batch *b, float *logits, float *pooled)
 {
     const struct model *m = en->m;
     const struct model_hparams *hp = &m->hp;
@@ -415,6 +417,17 @@ forward_chunk(struct engine *en, const struct batch *b, float *logits)
         for_each_token(en, n, swiglu_token, &c);              /* hb = silu(hb) * hb2 */
         matmul1(en, &L->w_down, s->hb, n, s->xb);              /* xb = Wdown . hb */
         residual(s->x, s->xb, n * dim);                        /* x += xb */
+    }
+
+    if (pooled) {
+        c.w = m->output_norm.data;
+        c.src = s->x;
+        c.dst = s->xb;
+        c.rows = NULL;
+        for_each_token(en, n, rmsnorm_token, &c);             /* xb = rmsnorm(x) */
+        for (int t = 0; t < n; t++)
+            residual(pooled, s->xb + (size_t)t * dim, dim);   /* pooled += xb[t] */
+        return;
     }
 
     /* Only the rows that want logits go through the final norm and the output matrix. */
@@ -507,6 +520,8 @@ engine_init(struct engine *en, const struct model *m, const struct engine_opts *
     s->out_rows = xcalloc(nb, sizeof *s->out_rows);
     s->n_past_tmp = xcalloc((size_t)n_seq, sizeof *s->n_past_tmp);
     s->flags = xcalloc(nb, sizeof *s->flags);
+    s->pos_tmp = xcalloc(nb, sizeof *s->pos_tmp);
+    s->seq_tmp = xcalloc(nb, sizeof *s->seq_tmp);
     rc = 0;
 out:
     if (rc < 0)
@@ -535,6 +550,8 @@ engine_free(struct engine *en)
     free(s->out_rows);
     free(s->n_past_tmp);
     free(s->flags);
+    free(s->pos_tmp);
+    free(s->seq_tmp);
     kvcache_free(&en->kv);
     pool_free(&en->pool);
     memset(en, 0, sizeof *en);
@@ -602,7 +619,7 @@ engine_decode(struct engine *en, const struct batch *b, float *logits, struct al
             memset(en->s.flags, 0, (size_t)n);
             chunk.logits = en->s.flags;
         }
-        forward_chunk(en, &chunk, logits + out_row * n_vocab);
+        forward_chunk(en, &chunk, logits + out_row * n_vocab, NULL);
         for (int t = 0; t < n; t++)
             if (chunk.logits ? chunk.logits[t] != 0 : t == n - 1)
                 out_row++;
@@ -611,5 +628,49 @@ engine_decode(struct engine *en, const struct batch *b, float *logits, struct al
             en->kv.n_past[seq] = chunk.pos[t] + 1;
         }
     }
+    return 0;
+}
+
+int
+engine_embed(struct engine *en, int seq, const int32_t *tokens, int n, float *out,
+             struct al_err *e)
+{
+    if (n <= 0)
+        return al_errf(e, AL_EUSAGE, "nothing to embed: no tokens");
+    if (seq < 0 || seq >= en->kv.n_seq)
+        return al_errf(e, AL_EUSAGE, "sequence %d outside 0..%d", seq, en->kv.n_seq - 1);
+    if (n > en->n_ctx)
+        return al_errf(e, AL_ELIMIT, "input of %d tokens exceeds the context of %d", n,
+                       en->n_ctx);
+    int dim = en->m->hp.dim;
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= en->m->hp.n_vocab)
+            return al_errf(e, AL_EUSAGE, "token %d: id %d outside vocabulary of %d", i,
+                           tokens[i], en->m->hp.n_vocab);
+    kvcache_seq_truncate(&en->kv, seq, 0);
+    memset(out, 0, (size_t)dim * sizeof *out);
+    int32_t *pos = en->s.pos_tmp;
+    int32_t *sq = en->s.seq_tmp;
+    for (int t0 = 0; t0 < n; t0 += en->n_batch) {
+        int nc = n - t0 < en->n_batch ? n - t0 : en->n_batch;
+        for (int t = 0; t < nc; t++) {
+            pos[t] = t0 + t;
+            sq[t] = seq;
+        }
+        struct batch chunk = {.n_tokens = nc, .token = tokens + t0, .pos = pos, .seq = sq};
+        forward_chunk(en, &chunk, NULL, out);
+        en->kv.n_past[seq] = t0 + nc;
+    }
+    /* mean over tokens, then unit L2 norm (accumulated in double: dim can be thousands) */
+    double ss = 0;
+    for (int i = 0; i < dim; i++) {
+        out[i] /= (float)n;
+        ss += (double)out[i] * out[i];
+    }
+    float inv = ss > 0 ? (float)(1.0 / sqrt(ss)) : 0.0f;
+    for (int i = 0; i < dim; i++)
+        out[i] *= inv;
+    /* the slot now holds this input's keys, which no generation request wants */
+    kvcache_seq_truncate(&en->kv, seq, 0);
     return 0;
 }

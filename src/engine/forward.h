@@ -52,6 +52,8 @@ struct fwd_scratch {
     int *out_rows;   /* (n_batch) batch indices whose logits are wanted */
     int *n_past_tmp; /* (n_seq) slot lengths while a batch is validated */
     int8_t *flags;   /* (n_batch) "last token only" logits flags for split batches */
+    int32_t *pos_tmp;/* (n_batch) positions of an embedding chunk */
+    int32_t *seq_tmp;/* (n_batch) slot of an embedding chunk */
 };
 
 struct engine {
@@ -73,6 +75,12 @@ void engine_free(struct engine *en); /* safe on a zeroed engine */
  * order (or for the last token when b->logits is NULL); it must hold that many rows. Fails
  * (AL_EUSAGE) without touching the cache when a token, slot or position is out of order. */
 int engine_decode(struct engine *en, const struct batch *b, float *logits, struct al_err *e);
+
+/* Sentence embedding of tokens (borrowed, n of them, n <= n_ctx): the final-normed hidden state
+ * of every token (the input of the output matrix), mean-pooled and scaled to unit L2 length,
+ * written to out (hp.dim floats). Uses slot seq as scratch and leaves it empty. */
+int engine_embed(struct engine *en, int seq, const int32_t *tokens, int n, float *out,
+                 struct al_err *e);
 
 /* Forget positions >= n of slot seq (n = 0 clears the sequence). */
 void engine_seq_truncate(struct engine *en, int seq, int n);
