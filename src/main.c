@@ -10,6 +10,8 @@ const struct cli_cmd cli_cmds[] = {
     {"sign", cmd_sign, "sign a file with a minisign-compatible signature", cmd_sign_usage},
     {"pack", cmd_pack, "pack a model directory into a signed transfer bundle", cmd_pack_usage},
     {"verify", cmd_verify, "verify a bundle or a sha256sum-prepared drive; optionally extract", cmd_verify_usage},
+    {"import", cmd_import, "verify a bundle and add it to the local model store", cmd_import_usage},
+    {"models", cmd_models, "list the model versions in the local store", cmd_models_usage},
     {"inspect", cmd_inspect, "print GGUF/safetensors metadata and a safety verdict", cmd_inspect_usage},
     {"run", cmd_run, "generate text from a GGUF model", cmd_run_usage},
     {"chat", cmd_chat, "chat with a GGUF model in the terminal", cmd_chat_usage},
@@ -38,7 +40,8 @@ print_help(FILE *f)
             "  1  verification failed: bad signature, hash or size mismatch, missing or extra\n"
             "     file, unsafe content refused\n"
             "  2  usage error: bad command line or option value\n"
-            "  3  I/O or internal error: a file could not be read or written\n"
+            "  3  I/O or internal error: a file could not be read or written; refusing to\n"
+            "     replace something that exists (a bundle, a version in the model store)\n"
             "  4  malformed, hostile or unsupported input (e.g. a truncated GGUF header)\n"
             "\nSee docs/exit-codes.md and `man airlock`.\n");
 }

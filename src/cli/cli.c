@@ -2,6 +2,7 @@
 #include "cli/cli.h"
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -56,4 +57,28 @@ bool
 cli_stderr_is_tty(void)
 {
     return isatty(STDERR_FILENO) == 1;
+}
+
+void
+cli_banner(const char *text)
+{
+    size_t n = strlen(text);
+    fputc('+', stderr);
+    for (size_t i = 0; i < n + 2; i++)
+        fputc('-', stderr);
+    fputs("+\n", stderr);
+    fprintf(stderr, "| %s |\n", text);
+    fputc('+', stderr);
+    for (size_t i = 0; i < n + 2; i++)
+        fputc('-', stderr);
+    fputs("+\n", stderr);
+}
+
+const char *
+cli_data_dir(const char *arg)
+{
+    if (arg)
+        return arg;
+    const char *env = getenv("AIRLOCK_DATA");
+    return env && *env ? env : "./airlock-data";
 }

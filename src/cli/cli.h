@@ -31,6 +31,10 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 void cli_print_usage(const char *cmd, FILE *f);
 /* true when stderr is a terminal (progress bars are shown only then) */
 bool cli_stderr_is_tty(void);
+/* A boxed warning on stderr, for things the user allowed that weaken a guarantee. */
+void cli_banner(const char *text);
+/* Data directory for --data: arg when given, else $AIRLOCK_DATA, else ./airlock-data. */
+const char *cli_data_dir(const char *arg);
 
 #define CLI_DECLARE(name)                                                                      \
     int cmd_##name(int argc, char **argv);                                                     \
@@ -48,5 +52,7 @@ CLI_DECLARE(perplexity);
 CLI_DECLARE(keys);
 CLI_DECLARE(audit);
 CLI_DECLARE(serve);
+CLI_DECLARE(import);
+CLI_DECLARE(models);
 
 #endif

@@ -6,16 +6,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "cli/cli.h"
+#include "cli/engine_cli.h"
 #include "server/server.h"
+#include "store/store.h"
 #include "util/fsx.h"
 #include "util/parse.h"
+#include "util/progress.h"
 #include "util/xalloc.h"
 
 const char cmd_serve_usage[] =
-    "Usage: airlock serve [--model MODEL.gguf] [--host ADDR] [--port P] [--data DIR]\n"
-    "                     [--audit-log FILE] [--audit-content] [--no-auth] [OPTIONS]\n"
+    "Usage: airlock serve [--model MODEL.gguf|NAME[:VERSION]] [--host ADDR] [--port P]\n"
+    "                     [--data DIR] [--audit-log FILE] [--audit-content] [--no-auth]\n"
+    "                     [OPTIONS]\n"
     "\n"
     "Serve a GGUF model over an OpenAI- and Anthropic-compatible HTTP API:\n"
     "  POST /v1/chat/completions, /v1/completions, /v1/messages, /v1/embeddings\n"
@@ -25,11 +31,18 @@ const char cmd_serve_usage[] =
     "Options:\n"
     "  -m, --model FILE        GGUF model to serve (default: the embedded stories260K, a tiny\n"
     "                          story-completion model that needs no download)\n"
-    "      --model-id ID       model id clients send (default: file name without .gguf)\n"
+    "  -m, --model NAME[:VERSION]\n"
+    "                          a model `airlock import` put in DIR/store: VERSION, or the\n"
+    "                          latest import of NAME; its blob is hashed against the signed\n"
+    "                          manifest before it is served (an existing FILE takes\n"
+    "                          precedence over a name)\n"
+    "      --model-id ID       model id clients send (default: NAME for a stored model, else\n"
+    "                          the file name without .gguf)\n"
     "      --host ADDR         numeric address to bind (default 127.0.0.1)\n"
     "      --port P            TCP port (default 8080; 0 picks a free one)\n"
-    "      --data DIR          data directory holding keys.json (default ./airlock-data or\n"
-    "                          $AIRLOCK_DATA); create keys with `airlock keys add NAME`\n"
+    "      --data DIR          data directory holding keys.json and the model store (default\n"
+    "                          ./airlock-data or $AIRLOCK_DATA); create keys with\n"
+    "                          `airlock keys add NAME`, add models with `airlock import`\n"
     "      --audit-log FILE    hash-chained audit log (default DIR/audit.jsonl; 'off' disables)\n"
     "      --audit-content     also record prompt and response text (default: hashes only)\n"
     "      --audit-key KEYFILE sign a checkpoint every 1000 records and at shutdown with this\n"
@@ -44,14 +57,82 @@ const char cmd_serve_usage[] =
     "      --max-body BYTES    request body limit (default 4M)\n"
     "      --timeout SECONDS   cancel a request running longer than this (default 600)\n"
     "\n"
-    "Exit status: 0 after a clean shutdown (SIGINT/SIGTERM), 2 usage error, 3 I/O error\n"
-    "(e.g. port in use), 4 unusable model file.\n"
+    "Exit status: 0 after a clean shutdown (SIGINT/SIGTERM), 1 a stored model's blob no\n"
+    "longer matches its signed hash, 2 usage error, 3 I/O error (e.g. port in use, no such\n"
+    "model), 4 unusable model file.\n"
     "\n"
     "Example:\n"
     "  airlock keys add alice --data ./airlock-data\n"
     "  airlock serve --model model.gguf --data ./airlock-data\n"
+    "  airlock import qwen.tar --trust site.pub --data ./airlock-data\n"
+    "  airlock serve --model qwen2.5-0.5b-instruct --data ./airlock-data\n"
     "  curl http://127.0.0.1:8080/v1/chat/completions -H \"Authorization: Bearer $KEY\" \\\n"
     "       -d '{\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]}'\n";
+
+/* On a terminal, read the model file in under a progress bar so that the server's own load
+ * (hash, mapping) finds it in memory. Best effort: errors are the server's to report. */
+static void
+serve_preload(const char *path)
+{
+    struct model m;
+    struct progress p;
+    if (!cli_stderr_is_tty() || model_load(&m, path, NULL) < 0)
+        return;
+    progress_init(&p, "loading", 0, true);
+    model_prefault(&m, engine_cli_load_progress, &p);
+    progress_finish(&p);
+    model_free(&m);
+}
+
+/* --model is an existing file (served as before), else NAME[:VERSION] in DIR/store: the
+ * blob of its GGUF, checked against the signed hash first; the id defaults to NAME. */
+static int
+serve_resolve_model(struct server_config *cfg, struct store_record *rec, struct al_err *e)
+{
+    const char *spec = cfg->model_path;
+    struct stat st;
+    char *name = NULL, *version = NULL;
+    if (stat(spec, &st) == 0 || strchr(spec, '/')) {
+        serve_preload(spec);
+        return 0; /* a path: the server opens it (and reports what is wrong with it) */
+    }
+    if (store_spec_parse(spec, &name, &version, e) < 0)
+        return al_errf(e, AL_ENOTFOUND, "--model %s: no such file, and not a NAME[:VERSION] "
+                       "of the model store", spec);
+    int rc = store_resolve(cfg->data_dir, name, version, rec, e);
+    if (rc < 0 && e->code == AL_ENOTFOUND) {
+        char why[AL_ERR_MSG];
+        memcpy(why, e->msg, sizeof why);
+        al_errf(e, AL_ENOTFOUND, "--model %s: no such file, and %s", spec, why);
+    }
+    free(name);
+    free(version);
+    if (rc < 0)
+        return -1;
+    if (rec->model < 0)
+        return al_errf(e, AL_EUNSUPPORTED, "%s:%s in the store has no GGUF file to serve",
+                       rec->name, rec->version);
+    char when[32] = "";
+    time_t t = (time_t)rec->imported;
+    struct tm tmv;
+    if (gmtime_r(&t, &tmv))
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tmv);
+    fprintf(stderr, "airlock serve: model %s version %s from %s (%s, %s key ID %s, imported "
+            "%s)\n", rec->name, rec->version, rec->dir, rec->files[rec->model].path,
+            rec->signer_key_id[0] ? "signed by" : "UNSIGNED, no",
+            rec->signer_key_id[0] ? rec->signer_key_id : "-", when);
+    /* the blob is read whole here anyway: on a terminal this is the load progress bar */
+    struct progress p;
+    progress_init(&p, "verifying", rec->files[rec->model].size, cli_stderr_is_tty());
+    rc = store_check_model(rec, &p, e);
+    progress_finish(&p);
+    if (rc < 0)
+        return -1;
+    cfg->model_path = rec->model_blob;
+    if (!cfg->model_id)
+        cfg->model_id = rec->name;
+    return 0;
+}
 
 int
 cmd_serve(int argc, char **argv)
@@ -121,6 +202,13 @@ cmd_serve(int argc, char **argv)
     if (optind < argc)
         return cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
     cfg.data_dir = data ? data : "./airlock-data";
+    struct store_record rec;
+    memset(&rec, 0, sizeof rec);
+    rec.model = -1;
+    if (cfg.model_path && serve_resolve_model(&cfg, &rec, &e) < 0) {
+        store_record_free(&rec);
+        return cli_fail("serve", &e, false);
+    }
     char *audit_path = NULL;
     if (!audit)
         audit_path = xasprintf("%s/audit.jsonl", cfg.data_dir);
@@ -129,6 +217,7 @@ cmd_serve(int argc, char **argv)
     cfg.audit_log = audit_path;
     if (audit_path && fsx_mkdir_p(cfg.data_dir, 0700, &e) < 0) {
         free(audit_path);
+        store_record_free(&rec);
         return cli_fail("serve", &e, false);
     }
 
@@ -144,6 +233,7 @@ cmd_serve(int argc, char **argv)
     if (server_start(s, &cfg, &e) < 0) {
         free(s);
         free(audit_path);
+        store_record_free(&rec);
         return cli_fail("serve", &e, false);
     }
     if (cfg.no_auth)
@@ -162,5 +252,6 @@ cmd_serve(int argc, char **argv)
     server_stop(s);
     free(s);
     free(audit_path);
+    store_record_free(&rec);
     return AL_EXIT_OK;
 }

@@ -3,7 +3,9 @@
 
 #include <string.h>
 
+#include "cli/cli.h"
 #include "util/parse.h"
+#include "util/progress.h"
 
 #define DEFAULT_CTX_CAP 4096 /* like llama.cpp's default: a 128k-context model stays small */
 
@@ -13,6 +15,7 @@ engine_cli_defaults(struct engine_cli *c)
     memset(c, 0, sizeof *c);
     sampler_params_default(&c->gp.sp);
     c->gp.n_predict = 128;
+    c->progress = cli_stderr_is_tty();
 }
 
 int
@@ -97,9 +100,18 @@ engine_cli_option(struct engine_cli *c, int opt, const char *arg, struct al_err 
     case OPT_IGNORE_EOS:
         c->gp.ignore_eos = true;
         return 1;
+    case OPT_JSON:
+        c->progress = false; /* machine output: no bar, even on stderr */
+        return 0;
     default:
         return 0;
     }
+}
+
+void
+engine_cli_load_progress(void *ud, uint64_t done, uint64_t total)
+{
+    progress_update(ud, done, total);
 }
 
 int
@@ -114,5 +126,12 @@ engine_cli_open(struct engine_cli *c, struct llm *l, const char *path, struct al
         o.n_ctx = m.hp.n_ctx_train < DEFAULT_CTX_CAP ? m.hp.n_ctx_train : DEFAULT_CTX_CAP;
         model_free(&m);
     }
-    return llm_open(l, path, &o, e);
+    if (!c->progress)
+        return llm_open(l, path, &o, e);
+    struct progress p;
+    progress_init(&p, "loading", 0, true);
+    int rc = llm_open_progress(l, path, &o, engine_cli_load_progress, &p, e);
+    if (atomic_load(&p.done) > 0) /* nothing was drawn when the load failed early */
+        progress_finish(&p);
+    return rc;
 }

@@ -59,13 +59,19 @@ struct engine_cli {
     struct engine_opts eo;   /* engine options (-t, --ctx, --kernels) */
     struct gen_params gp;    /* generation and sampling options */
     bool ctx_given;          /* --ctx was passed: do not cap it at 4096 */
+    bool progress;           /* draw a progress bar on stderr while the weights load: stderr
+                              * is a terminal and no --json was seen (engine_cli_option) */
 };
 
 void engine_cli_defaults(struct engine_cli *c);
 /* Handle one getopt result; returns 1 when it was an engine/sampler option, 0 when it is not,
- * -1 on a bad value (e filled, AL_EUSAGE). */
+ * -1 on a bad value (e filled, AL_EUSAGE). OPT_JSON returns 0 (the command handles it) but
+ * also turns the load progress bar off. */
 int engine_cli_option(struct engine_cli *c, int opt, const char *arg, struct al_err *e);
-/* Open the model with these options, applying the default context cap. */
+/* Open the model with these options, applying the default context cap; with c->progress the
+ * weights are read in first under a "loading" progress bar. */
 int engine_cli_open(struct engine_cli *c, struct llm *l, const char *path, struct al_err *e);
+/* model_progress_fn that moves a struct progress (ud) -- also used by `serve`. */
+void engine_cli_load_progress(void *ud, uint64_t done, uint64_t total);
 
 #endif

@@ -318,11 +318,14 @@ out:
 /* ===== Loading ==================================================================================== */
 
 int
-llm_open(struct llm *l, const char *path, const struct engine_opts *o, struct al_err *e)
+llm_open_progress(struct llm *l, const char *path, const struct engine_opts *o,
+                  model_progress_fn progress, void *ud, struct al_err *e)
 {
     memset(l, 0, sizeof *l);
     if (model_load(&l->m, path, e) < 0)
         return -1;
+    if (progress)
+        model_prefault(&l->m, progress, ud);
     if (tokenizer_load(&l->tok, &l->m.gguf, e) < 0) {
         al_errctx(e, "%s", path);
         llm_close(l);
@@ -333,6 +336,12 @@ llm_open(struct llm *l, const char *path, const struct engine_opts *o, struct al
         return -1;
     }
     return 0;
+}
+
+int
+llm_open(struct llm *l, const char *path, const struct engine_opts *o, struct al_err *e)
+{
+    return llm_open_progress(l, path, o, NULL, NULL, e);
 }
 
 void

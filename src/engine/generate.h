@@ -109,6 +109,10 @@ struct llm {
 /* Load path: model, tokenizer, engine (o borrowed; o->n_ctx 0 = the model's context, capped by
  * nothing else, so callers pass their --ctx). On failure l is safe to close. */
 int llm_open(struct llm *l, const char *path, const struct engine_opts *o, struct al_err *e);
+/* Same, and bring the weights into memory first, reporting bytes to progress (may be NULL:
+ * then this is llm_open) -- for a progress bar while a large model loads. */
+int llm_open_progress(struct llm *l, const char *path, const struct engine_opts *o,
+                      model_progress_fn progress, void *ud, struct al_err *e);
 void llm_close(struct llm *l); /* safe on a zeroed or failed llm */
 
 #endif

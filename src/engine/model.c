@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "util/xalloc.h"
 
@@ -407,6 +408,38 @@ out:
     if (rc < 0)
         model_free(m);
     return rc;
+}
+
+void
+model_prefault(const struct model *m, model_progress_fn fn, void *ud)
+{
+    const struct gguf *g = &m->gguf;
+    if (!g->mapped || !g->map.base || g->map.size == 0)
+        return;
+    const size_t chunk = (size_t)64 << 20; /* bytes per step: ~10 progress updates per GiB */
+    long pg = sysconf(_SC_PAGESIZE);
+    size_t page = pg > 0 ? (size_t)pg : 4096;
+    const uint8_t *base = g->map.base;
+    size_t total = g->map.size;
+    volatile uint8_t sink = 0;
+    for (size_t off = 0; off < total; off += chunk) {
+        size_t n = total - off < chunk ? total - off : chunk;
+        void *p = (void *)(base + off); /* off is a multiple of chunk: page aligned */
+#ifdef MADV_POPULATE_READ
+        /* Linux >= 5.14: read the pages in and map them, in one call */
+        bool done = madvise(p, n, MADV_POPULATE_READ) == 0;
+#else
+        bool done = false;
+#endif
+        if (!done) {
+            (void)madvise(p, n, MADV_WILLNEED); /* best effort: start readahead */
+            for (size_t i = 0; i < n; i += page)
+                sink ^= base[off + i]; /* fault each page in */
+        }
+        if (fn)
+            fn(ud, off + n, total);
+    }
+    (void)sink;
 }
 
 int

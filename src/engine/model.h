@@ -88,6 +88,14 @@ int model_load(struct model *m, const char *path, struct al_err *e);
 int model_bind(struct model *m, struct gguf *g, struct al_err *e);
 void model_free(struct model *m); /* safe on a zeroed or partly loaded model */
 
+/* Progress of bringing the weights into memory: done of total bytes so far. Called on the
+ * loading thread; the engine never draws anything itself (the CLI passes a progress bar). */
+typedef void (*model_progress_fn)(void *ud, uint64_t done, uint64_t total);
+/* Bring every page of a mapped model's file into memory now, chunk by chunk, calling fn
+ * (may be NULL) after each chunk. Best effort: it changes only when the page faults happen,
+ * never a result. Does nothing for a model parsed from memory. */
+void model_prefault(const struct model *m, model_progress_fn fn, void *ud);
+
 const char *model_arch_name(enum model_arch a);
 
 #endif

@@ -122,6 +122,17 @@ progress_add(struct progress *p, uint64_t bytes)
 }
 
 void
+progress_update(struct progress *p, uint64_t done, uint64_t total)
+{
+    if (!p)
+        return;
+    uint64_t before = atomic_load(&p->done);
+    p->total = total;
+    if (done > before)
+        progress_add(p, done - before);
+}
+
+void
 progress_finish(struct progress *p)
 {
     if (!p || !p->enabled)

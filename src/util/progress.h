@@ -19,6 +19,9 @@ struct progress {
 /* enabled: pass cli_stderr_is_tty() && !quiet. */
 void progress_init(struct progress *p, const char *label, uint64_t total, bool enabled);
 void progress_add(struct progress *p, uint64_t bytes); /* p may be NULL */
+/* Absolute form for callers that know the position rather than the step (one thread only):
+ * done of total bytes; total replaces the one given to init. p may be NULL. */
+void progress_update(struct progress *p, uint64_t done, uint64_t total);
 void progress_finish(struct progress *p);              /* final line + newline */
 
 #endif
