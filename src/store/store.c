@@ -838,20 +838,14 @@ is_lower_hex64(const char *s)
 }
 
 /* Read and validate DIR/store/models/<name>/<version>/record.json. */
-static int
-record_load(const struct store_dirs *d, const char *name, const char *version,
-            struct store_record *r, struct al_err *e)
+int
+store_record_parse(const char *text, size_t len, const char *path, const char *name,
+                   const char *version, struct store_record *r, struct al_err *e)
 {
     int rc = -1;
-    char *text = NULL;
-    size_t len = 0;
     json_t *j = NULL;
     memset(r, 0, sizeof *r);
     r->model = -1;
-    char *vdir = xasprintf("%s/%s/%s", d->models, name, version);
-    char *path = fsx_join(vdir, STORE_RECORD_FILE);
-    if (fsx_read_file(path, STORE_RECORD_MAX, &text, &len, e) < 0)
-        goto out;
     json_error_t je;
     j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     const char *fmt = NULL, *jn = NULL, *jv = NULL, *signer = NULL, *tc = NULL;
@@ -887,8 +881,6 @@ record_load(const struct store_dirs *d, const char *name, const char *version,
     snprintf(r->signer_key_id, sizeof r->signer_key_id, "%s", signer);
     r->trusted_comment = xstrdup(tc);
     r->imported = (int64_t)imported;
-    r->dir = vdir;
-    vdir = NULL;
     r->files = xcalloc(json_array_size(files) + 1, sizeof *r->files);
     for (size_t i = 0; i < json_array_size(files); i++) {
         const char *fp = NULL, *fh = NULL, *ff = NULL;
@@ -896,7 +888,8 @@ record_load(const struct store_dirs *d, const char *name, const char *version,
         struct store_file *f = &r->files[i];
         if (json_unpack(json_array_get(files, i), "{s:s,s:s,s:I,s:s}", "path", &fp, "sha256", &fh,
                         "size", &sz, "format", &ff) != 0 ||
-            !is_lower_hex64(fh) || sz < 0 || strlen(ff) >= sizeof f->format ||
+            !is_lower_hex64(fh) || sz < 0 || (uint64_t)sz > UINT64_MAX - r->size ||
+            strlen(ff) >= sizeof f->format ||
             manifest_path_check(fp, strlen(fp), path, e) < 0) {
             al_errf(e, AL_EFORMAT, "%s: files[%zu] is malformed", path, i);
             goto out;
@@ -916,8 +909,6 @@ record_load(const struct store_dirs *d, const char *name, const char *version,
                 json_string_value(model));
         goto out;
     }
-    if (r->model >= 0)
-        r->model_blob = fsx_join(d->blobs, r->files[r->model].hex);
     rc = 0;
 out:
     if (rc < 0) {
@@ -925,6 +916,28 @@ out:
         store_record_free(r);
     }
     json_decref(j);
+    return rc;
+}
+
+static int
+record_load(const struct store_dirs *d, const char *name, const char *version,
+            struct store_record *r, struct al_err *e)
+{
+    char *text = NULL;
+    size_t len = 0;
+    memset(r, 0, sizeof *r);
+    r->model = -1;
+    char *vdir = xasprintf("%s/%s/%s", d->models, name, version);
+    char *path = fsx_join(vdir, STORE_RECORD_FILE);
+    int rc = fsx_read_file(path, STORE_RECORD_MAX, &text, &len, e);
+    if (rc == 0)
+        rc = store_record_parse(text, len, path, name, version, r, e);
+    if (rc == 0) {
+        r->dir = vdir;
+        vdir = NULL;
+        if (r->model >= 0)
+            r->model_blob = fsx_join(d->blobs, r->files[r->model].hex);
+    }
     free(text);
     free(path);
     free(vdir);

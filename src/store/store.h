@@ -58,6 +58,12 @@ struct store_record {
 
 void store_record_free(struct store_record *r); /* safe on a zeroed record */
 
+/* Parse record.json text (len bytes, untrusted: the store's files are re-validated when read)
+ * of version `version` of `name`; path names it in errors. Fills every field but dir and
+ * model_blob, which depend on where the store is. AL_EFORMAT / AL_EUNSUPPORTED on bad input. */
+int store_record_parse(const char *text, size_t len, const char *path, const char *name,
+                       const char *version, struct store_record *r, struct al_err *e);
+
 /* ===== Names ============================================================================= */
 
 /* A name or version usable as one path component and in NAME:VERSION: 1..128 bytes of
