@@ -13,6 +13,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 crash_run() { # LOG ACKS [writer options...] -> kills the writer after >= 300 acks
     local log=$1 acks=$2; shift 2
+    : > "$acks" # exists before the loop below reads it, however late the writer starts
     "$A" audit selftest-write "$log" 100000000 "$@" > "$acks" &
     local pid=$! i=0
     while [ "$(wc -l < "$acks")" -lt 300 ]; do
