@@ -3,7 +3,7 @@
 set -euo pipefail
 pkgs=(build-essential pkg-config clang libclang-rt-14-dev
       libssl-dev libjansson-dev libarchive-dev libmicrohttpd-dev libpcre2-dev libseccomp-dev
-      libcmocka-dev minisign gpgv gnupg xxd prometheus python3 chromium curl debootstrap iproute2)
+      libcmocka-dev minisign gpgv gnupg xxd prometheus python3 chromium curl mmdebstrap iproute2)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

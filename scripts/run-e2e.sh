@@ -19,6 +19,12 @@ for t in "$@"; do
     tail -40 "build/results/e2e-$name.log"
     rc=1
   fi
-  rm -rf "$tmp"
+  # never delete through a mount a test left behind (tests that mount use private namespaces)
+  if awk -v t="$tmp" '$2 == t || index($2, t "/") == 1 {f = 1} END {exit !f}' /proc/mounts; then
+    echo "FAIL e2e/$name: left mounts under $tmp (not removed)" | tee -a "$out"
+    rc=1
+  else
+    rm -rf "$tmp"
+  fi
 done
 exit $rc

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # dist_offline_install.sh -- `make dist` end to end: build the signed bundle (scripts/dist.sh),
-# then install airlock from it in a minimal Debian 12 root (debootstrap --variant=minbase) that
-# has NO network (unshare --net), exactly as docs/install-offline.md tells an operator:
+# then install airlock from it in a minimal Debian 12 root (mmdebstrap --variant=minbase, the
+# package set of debootstrap --variant=minbase) that has NO network (unshare --net), exactly as
+# docs/install-offline.md tells an operator:
 #   1. bootstrap check with coreutils only: MANIFEST.sha256 against the fingerprint carried out
 #      of band, then `sha256sum -c MANIFEST.sha256`;
 #   2. the signature with the clean side's own minisign (installed in the root from Debian's
 #      minisign + libsodium23 packages, standing in for the enclave's installation media);
 #   3. `sh payload/install.sh` (dpkg -i, no repository), then `airlock --version`,
 #      `airlock verify` of the bundle itself, `airlock run` on a small model, remove + purge.
-# The minbase root is cached as a tarball in ${XDG_CACHE_HOME:-~/.cache}/airlock-dist/ so only
-# the first run downloads from the Debian mirror (a cold debootstrap takes minutes).
-# Needs root (chroot, namespaces); installs debootstrap when missing.
+# The root comes from scripts/dist-root.sh, which makes it once from the Debian mirror (about
+# a minute and a half cold) and caches it as a tarball in ${XDG_CACHE_HOME:-~/.cache}/airlock-dist/;
+# `make test` starts that in the background after the build, and this script waits for it.
+# Needs root (chroot, namespaces): re-runs itself with sudo -n when not root, as deps.sh does.
 set -euo pipefail
 ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 A=${AIRLOCK:-$ROOT/airlock}
@@ -18,11 +20,16 @@ SHARED=${SHARED:-$(cd "$ROOT/.." && pwd)/shared}
 MODEL=${MODEL:-$SHARED/models/stories260K-q8_0.gguf}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/airlock-dist
+if [ "$(id -u)" -ne 0 ]; then
+  sudo -n true 2>/dev/null || { echo "FAIL: needs root (chroot, unshare) or passwordless sudo"; exit 1; }
+  # a private TMP of root's own (made and removed below), not the caller's
+  exec sudo -n env PATH="$PATH" ROOT="$ROOT" AIRLOCK="$A" SHARED="$SHARED" MODEL="$MODEL" \
+    MIRROR="$MIRROR" XDG_CACHE_HOME="${XDG_CACHE_HOME:-$HOME/.cache}" TMP= bash "$0"
+fi
 own_tmp=
 if [ -z "${TMP:-}" ]; then TMP=$(mktemp -d); own_tmp=$TMP; fi
 t0=$(date +%s)
 say() { printf 'dist-e2e [%3ds] %s\n' "$(( $(date +%s) - t0 ))" "$*"; }
-[ "$(id -u)" -eq 0 ] || { echo "FAIL: needs root for chroot and unshare"; exit 1; }
 [ -r "$MODEL" ] || { echo "FAIL: model $MODEL missing"; exit 1; }
 R=$TMP/root
 
@@ -65,23 +72,12 @@ rm -rf "$TMP/tampered"
 say "bundle $(du -sk "$B" | cut -f1) KiB: $(sed 's|.*/||; s|_.*||' "$B/payload/ORDER" | paste -sd' ')"
 
 # --- a clean minimal Debian 12 root ----------------------------------------------------------
-mkdir -p "$CACHE"
-arch=$(dpkg --print-architecture)
-tarball=$CACHE/bookworm-minbase-$arch.tar.gz
-if [ ! -s "$tarball" ]; then
-  command -v debootstrap >/dev/null || {
-    echo "dist-e2e: installing debootstrap (add it to scripts/deps.sh)" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null; }
-  say "debootstrap --variant=minbase bookworm (cold; cached afterwards in $tarball)"
-  debootstrap --variant=minbase bookworm "$R" "$MIRROR" > "$TMP/debootstrap.log" 2>&1 ||
-    { tail -20 "$TMP/debootstrap.log"; exit 1; }
-  rm -rf "$R"/var/cache/apt/archives/*.deb "$R"/var/lib/apt/lists/*
-  tar -C "$R" --numeric-owner -czf "$tarball.part" . && mv "$tarball.part" "$tarball"
-else
-  say "unpack cached root $tarball"
-  mkdir -p "$R"
-  tar -C "$R" --numeric-owner -xpzf "$tarball"
-fi
+# made (or waited for, when `make test` started it in the background) by scripts/dist-root.sh
+tarball=$(MIRROR=$MIRROR "$ROOT/scripts/dist-root.sh" 2> "$TMP/dist-root.log") ||
+  { cat "$TMP/dist-root.log"; echo "FAIL: no minimal root (scripts/dist-root.sh)"; exit 1; }
+say "$(tail -1 "$TMP/dist-root.log" | sed 's/^dist-root: //'); unpacking it"
+mkdir -p "$CACHE" "$R"
+tar -C "$R" --numeric-owner -xpf "$tarball"
 # the clean side's own minisign (its installation media), not taken from the bundle
 tools=$CACHE/tools
 if ! ls "$tools"/minisign_*.deb "$tools"/libsodium23_*.deb >/dev/null 2>&1; then
