@@ -4,6 +4,7 @@
 #include "server/api.h"
 
 #include <math.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -293,6 +294,118 @@ get_response_format(const json_t *o, struct api_request *req, struct api_error *
                 "'response_format.type' is '%s'; expected text, json_object or json_schema", t);
 }
 
+/* ===== Embedding inputs ======================================================================= */
+
+/* One token-id input: a non-empty array of integers in [0, INT32_MAX]. Whether each id is in
+ * the model's vocabulary is the server's check (this file knows no model). */
+static int
+get_token_ids(const json_t *arr, const char *param, struct api_input *in, struct api_error *err)
+{
+    size_t n = json_array_size(arr);
+    if (n == 0)
+        return fail(err, 400, "input", "invalid_value", "'%s' is an empty array of token ids",
+                    param);
+    in->ids = xcalloc(n, sizeof *in->ids);
+    size_t i;
+    const json_t *v;
+    json_array_foreach(arr, i, v) {
+        if (!json_is_integer(v))
+            return fail(err, 400, "input", "invalid_type", "'%s[%zu]' must be a token id (an "
+                        "integer), not %s", param, i, type_name(v));
+        json_int_t id = json_integer_value(v);
+        if (id < 0 || id > INT32_MAX)
+            return fail(err, 400, "input", "invalid_value", "'%s[%zu]' is %lld; a token id is "
+                        "between 0 and %d", param, i, (long long)id, INT32_MAX);
+        in->ids[in->n_ids++] = (int32_t)id;
+    }
+    return 0;
+}
+
+static int
+get_text_input(const json_t *v, const char *param, struct api_input *in, struct api_error *err)
+{
+    if (json_string_length(v) == 0)
+        return fail(err, 400, "input", "invalid_value", "'%s' is an empty string; every input "
+                    "needs at least one character", param);
+    in->len = json_string_length(v);
+    in->text = xstrndup(json_string_value(v), in->len);
+    return 0;
+}
+
+/* 'input' as OpenAI accepts it: a string, an array of strings, an array of token ids (one
+ * input) or an array of arrays of token ids. An array holds one kind only, as in OpenAI's
+ * schema. Every failure names param "input" and says which entry was wrong. */
+static int
+get_inputs(const json_t *o, struct api_request *req, struct api_error *err)
+{
+    const json_t *in = json_object_get(o, "input");
+    if (!in || json_is_null(in))
+        return fail(err, 400, "input", "missing_required_parameter",
+                    "missing required parameter 'input'");
+    if (json_is_string(in)) {
+        req->inputs = xcalloc(1, sizeof *req->inputs);
+        req->n_inputs = 1; /* counted first so that api_request_free frees a partial entry */
+        return get_text_input(in, "input", &req->inputs[0], err);
+    }
+    if (!json_is_array(in))
+        return fail(err, 400, "input", "invalid_type", "'input' must be a string, an array of "
+                    "strings, an array of token ids or an array of arrays of token ids, not %s",
+                    type_name(in));
+    size_t n = json_array_size(in);
+    if (n == 0)
+        return fail(err, 400, "input", "invalid_value", "'input' must not be an empty array");
+    const json_t *first = json_array_get(in, 0);
+    if (json_is_integer(first)) {
+        req->inputs = xcalloc(1, sizeof *req->inputs);
+        req->n_inputs = 1;
+        return get_token_ids(in, "input", &req->inputs[0], err);
+    }
+    if (!json_is_string(first) && !json_is_array(first))
+        return fail(err, 400, "input", "invalid_type", "'input[0]' must be a string, a token id "
+                    "or an array of token ids, not %s", type_name(first));
+    if (n > API_MAX_INPUTS)
+        return fail(err, 400, "input", "invalid_value", "'input' has %zu entries; at most %d "
+                    "allowed", n, API_MAX_INPUTS);
+    bool text = json_is_string(first);
+    req->inputs = xcalloc(n, sizeof *req->inputs);
+    size_t i;
+    const json_t *v;
+    json_array_foreach(in, i, v) {
+        char param[32];
+        snprintf(param, sizeof param, "input[%zu]", i);
+        bool ok = text ? json_is_string(v) : json_is_array(v);
+        if (!ok)
+            return fail(err, 400, "input", "invalid_type", "'%s' is %s but 'input[0]' is %s; "
+                        "'input' must be an array of strings or an array of arrays of token "
+                        "ids", param, type_name(v), type_name(first));
+        struct api_input *e = &req->inputs[req->n_inputs++];
+        if ((text ? get_text_input(v, param, e, err) : get_token_ids(v, param, e, err)) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int
+get_encoding(const json_t *o, struct api_request *req, struct api_error *err)
+{
+    const json_t *v = json_object_get(o, "encoding_format");
+    req->encoding = API_ENCODING_FLOAT;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_string(v))
+        return fail(err, 400, "encoding_format", "invalid_type", "'encoding_format' must be a "
+                    "string, not %s", type_name(v));
+    const char *ef = json_string_value(v);
+    if (!strcmp(ef, "float"))
+        return 0;
+    if (!strcmp(ef, "base64")) {
+        req->encoding = API_ENCODING_BASE64;
+        return 0;
+    }
+    return fail(err, 400, "encoding_format", "invalid_value",
+                "'encoding_format' is '%.100s'; expected float or base64", ef);
+}
+
 /* ===== Parse ================================================================================== */
 
 static void
@@ -371,34 +484,12 @@ api_parse(enum api_kind kind, const char *body, size_t len, struct api_request *
         get_str(o, "user", false, &req->user, err) < 0)
         goto out;
     if (kind == API_EMBEDDINGS) {
-        const json_t *in = json_object_get(o, "input");
-        if (json_is_string(in)) {
-            req->inputs = xcalloc(1, sizeof *req->inputs);
-            req->inputs[0] = xstrdup(json_string_value(in));
-            req->n_inputs = 1;
-        } else if (json_is_array(in) && json_array_size(in) > 0 && json_array_size(in) <= 2048) {
-            req->inputs = xcalloc(json_array_size(in), sizeof *req->inputs);
-            size_t i;
-            const json_t *s;
-            json_array_foreach(in, i, s) {
-                if (!json_is_string(s)) {
-                    fail(err, 400, "input", "invalid_type", "'input[%zu]' must be a string "
-                         "(token-id inputs are not supported)", i);
-                    goto out;
-                }
-                req->inputs[req->n_inputs++] = xstrdup(json_string_value(s));
-            }
-        } else {
-            fail(err, 400, "input", "invalid_value",
-                 "'input' must be a string or a non-empty array of at most 2048 strings");
+        if (get_inputs(o, req, err) < 0 || get_encoding(o, req, err) < 0)
             goto out;
-        }
-        const char *ef = json_string_value(json_object_get(o, "encoding_format"));
-        if (ef && strcmp(ef, "float") != 0 && strcmp(ef, "base64") != 0) {
-            fail(err, 400, "encoding_format", "invalid_value",
-                 "'encoding_format' is '%s'; expected float or base64", ef);
+        long long d = 0;
+        if (get_int(o, "dimensions", 1, 1 << 20, &d, NULL, err) < 0)
             goto out;
-        }
+        req->dimensions = (int)d;
         rc = 0;
         goto out;
     }
@@ -477,8 +568,10 @@ api_request_free(struct api_request *req)
         free((char *)req->msgs[i].content);
     }
     free(req->msgs);
-    for (size_t i = 0; i < req->n_inputs; i++)
-        free(req->inputs[i]);
+    for (size_t i = 0; i < req->n_inputs; i++) {
+        free(req->inputs[i].text);
+        free(req->inputs[i].ids);
+    }
     free(req->inputs);
     for (size_t i = 0; i < req->n_stop; i++)
         free(req->stop[i]);
@@ -503,6 +596,61 @@ const char *
 api_finish_anthropic(enum api_finish f)
 {
     return f == API_FINISH_LENGTH ? "max_tokens" : "end_turn";
+}
+
+/* ===== Embeddings response ==================================================================== */
+
+static void
+put_le32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+    p[2] = (unsigned char)(v >> 16);
+    p[3] = (unsigned char)(v >> 24);
+}
+
+int
+api_embeddings_body(struct buf *out, const float *vecs, size_t n_vecs, int dim,
+                    enum api_encoding enc, const char *model, int prompt_tokens)
+{
+    for (size_t i = 0; i < n_vecs * (size_t)dim; i++)
+        if (!isfinite(vecs[i]))
+            return -1;
+    json_t *m = json_string(model);
+    char *mj = m ? json_dumps(m, JSON_ENCODE_ANY) : NULL;
+    json_decref(m);
+    size_t raw_len = (size_t)dim * 4;
+    unsigned char *raw = enc == API_ENCODING_BASE64 ? xmalloc(raw_len) : NULL;
+    char *b64 = enc == API_ENCODING_BASE64 ? xmalloc(4 * ((raw_len + 2) / 3) + 1) : NULL;
+    buf_puts(out, "{\"object\":\"list\",\"data\":[");
+    for (size_t i = 0; i < n_vecs; i++) {
+        const float *v = vecs + i * (size_t)dim;
+        buf_printf(out, "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":", i ? "," : "",
+                   i);
+        if (enc == API_ENCODING_BASE64) {
+            for (int j = 0; j < dim; j++) {
+                uint32_t u;
+                memcpy(&u, &v[j], 4);
+                put_le32(raw + (size_t)j * 4, u);
+            }
+            int n = EVP_EncodeBlock((unsigned char *)b64, raw, (int)raw_len);
+            buf_putc(out, '"');
+            buf_append(out, b64, (size_t)n);
+            buf_putc(out, '"');
+        } else {
+            buf_putc(out, '[');
+            for (int j = 0; j < dim; j++) /* %.9g: the shortest width that round-trips float32 */
+                buf_printf(out, "%s%.9g", j ? "," : "", (double)v[j]);
+            buf_putc(out, ']');
+        }
+        buf_putc(out, '}');
+    }
+    buf_printf(out, "],\"model\":%s,\"usage\":{\"prompt_tokens\":%d,\"total_tokens\":%d}}",
+               mj ? mj : "\"\"", prompt_tokens, prompt_tokens);
+    free(mj);
+    free(raw);
+    free(b64);
+    return 0;
 }
 
 void

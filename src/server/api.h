@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "engine/template.h"
+#include "util/buf.h"
 
 enum api_kind {
     API_CHAT,        /* POST /v1/chat/completions */
@@ -27,8 +28,23 @@ enum api_format {
     API_FORMAT_JSON_SCHEMA, /* response_format {"type":"json_schema", ...} */
 };
 
+enum api_encoding {
+    API_ENCODING_FLOAT,     /* embeddings as JSON numbers (OpenAI's default) */
+    API_ENCODING_BASE64,    /* embeddings as base64 of little-endian float32 bytes */
+};
+
 #define API_MAX_STOP 16
 #define API_MAX_MESSAGES 4096
+#define API_MAX_INPUTS 2048      /* embedding inputs per request, as OpenAI allows */
+
+/* One embedding input: text to tokenize, or token ids the client tokenized itself. */
+struct api_input {
+    char *text;                 /* owned UTF-8 (non-empty), or NULL when given as token ids */
+    size_t len;                 /* bytes of text */
+    int32_t *ids;               /* owned token ids (>= 0, not yet checked against a vocabulary),
+                                 * or NULL when given as text */
+    size_t n_ids;               /* >= 1 when ids is set */
+};
 
 struct api_request {
     enum api_kind kind;
@@ -36,8 +52,10 @@ struct api_request {
     struct chat_msg *msgs;      /* owned array; role/content strings owned */
     size_t n_msgs;
     char *prompt;               /* owned; completions: the prompt text */
-    char **inputs;              /* owned; embeddings: input strings */
+    struct api_input *inputs;   /* owned; embeddings: 1..API_MAX_INPUTS inputs */
     size_t n_inputs;
+    enum api_encoding encoding; /* embeddings: encoding_format */
+    int dimensions;             /* embeddings: requested width; 0 = not given */
     int max_tokens;             /* -1 = until the context is full */
     double temperature;         /* 0 = greedy */
     double top_p;               /* 1 = off */
@@ -89,6 +107,17 @@ enum api_finish {
 
 const char *api_finish_openai(enum api_finish f);    /* "stop" / "length" */
 const char *api_finish_anthropic(enum api_finish f); /* "end_turn" / "max_tokens" / "stop_sequence" */
+
+/* Append the OpenAI embeddings response to out:
+ * {"object":"list","data":[{"object":"embedding","index":i,"embedding":...}],"model":model,
+ *  "usage":{"prompt_tokens":n,"total_tokens":n}}
+ * vecs holds n_vecs rows of dim floats. "embedding" is an array of numbers printed with 9
+ * significant digits (enough to give back the exact float32) for API_ENCODING_FLOAT, or the
+ * base64 of the row's little-endian float32 bytes for API_ENCODING_BASE64. Written as text, not
+ * as a jansson tree: 2048 inputs of a 4096-wide model would be 8M JSON values.
+ * Returns -1 (out unchanged) when a value is not finite: JSON cannot carry NaN or infinity. */
+int api_embeddings_body(struct buf *out, const float *vecs, size_t n_vecs, int dim,
+                        enum api_encoding enc, const char *model, int prompt_tokens);
 
 /* Make a response id like "chatcmpl-<24 hex>" from random bytes. */
 void api_make_id(const char *prefix, char *out, size_t cap);

@@ -5,6 +5,13 @@
  * Requests wait in a bounded queue for one of --parallel slots; a slot keeps its KV cache after
  * a request ends so a following request that shares the prompt prefix (the next turn of the
  * same conversation) skips recomputing it.
+ * Embedding jobs (SCHED_EMBED) take a slot too, as scratch for engine_embed: the idle slot
+ * whose cache is worth least (empty, else the longest idle). Between two steps the scheduler
+ * embeds that job's next whole inputs: about one short prompt's worth of tokens while other
+ * slots generate, a whole batch's worth when nothing else runs, so embeddings and generation
+ * share the engine without either waiting for the other to finish.
+ * Prefill is scheduled for time to first token: each step finishes the prompt with the fewest
+ * tokens left (see build_batch in sched.c) rather than every waiting prompt at once.
  * Threading: sched_submit/sched_cancel are called from HTTP threads; everything else, and every
  * callback, runs on the scheduler thread. */
 #ifndef AIRLOCK_SERVER_SCHED_H
@@ -31,6 +38,20 @@ enum sched_finish {
     SCHED_FINISH_CONTEXT,   /* the context window is full */
     SCHED_FINISH_CANCELLED, /* the client went away or the request timed out */
     SCHED_FINISH_ERROR,     /* the engine failed; see message */
+    SCHED_FINISH_EMBEDDED,  /* an embedding job wrote every vector */
+};
+
+enum sched_kind {
+    SCHED_GENERATE,         /* prompt -> sampled text (the zero value) */
+    SCHED_EMBED,            /* inputs -> one sentence embedding each (engine_embed) */
+};
+
+/* The inputs and output of a SCHED_EMBED job; all borrowed until on_done. */
+struct sched_embed {
+    const int32_t *const *tokens; /* n_inputs token arrays */
+    const int *n_tokens;          /* length of each: 1..sched_n_ctx() */
+    int n_inputs;                 /* >= 1 */
+    float *out;                   /* n_inputs rows of sched_dim() floats, written in order */
 };
 
 struct sched_logprob {
@@ -50,7 +71,7 @@ struct sched_piece {
 
 struct sched_result {
     enum sched_finish finish;
-    int prompt_tokens;        /* tokens in the prompt */
+    int prompt_tokens;        /* tokens in the prompt (embeddings: in all inputs) */
     int cached_tokens;        /* prompt tokens reused from a slot's cache */
     int completion_tokens;    /* tokens generated */
     double ttft_s;            /* submit -> first token */
@@ -79,10 +100,13 @@ struct sched_params {
 
 struct sched_job {
     /* set by the submitter */
-    const int32_t *prompt;    /* borrowed until on_done */
+    enum sched_kind kind;
+    const int32_t *prompt;    /* SCHED_GENERATE: borrowed until on_done */
     int n_prompt;
-    struct sched_params p;
-    /* Called on the scheduler thread; return false to stop generating (client gone). */
+    struct sched_params p;    /* SCHED_EMBED reads only timeout_s */
+    struct sched_embed embed; /* SCHED_EMBED only */
+    /* SCHED_GENERATE: called on the scheduler thread; return false to stop generating (client
+     * gone). */
     bool (*on_piece)(void *ctx, const struct sched_piece *piece);
     /* Called exactly once, on the scheduler thread, after which the job is not touched. */
     void (*on_done)(void *ctx, const struct sched_result *r);
@@ -101,7 +125,8 @@ struct sched_stats {
     int kv_total;             /* n_slots * n_ctx */
     uint64_t steps;           /* forward passes run */
     uint64_t tokens_generated;
-    uint64_t prompt_tokens_processed;
+    uint64_t prompt_tokens_processed; /* prompt tokens run, embedding inputs' tokens included */
+    uint64_t inputs_embedded;         /* embedding vectors computed */
 };
 
 struct sched_slot;
@@ -122,9 +147,11 @@ struct sched {
     bool stop;
     bool started;
     struct sched_stats stats; /* copy refreshed by the scheduler thread after each step */
+    uint64_t tick;            /* scheduler thread only: loop iterations, dates slots' last use */
     float *logits;            /* owned, (n_slots, n_vocab) */
     int32_t *b_tok, *b_pos, *b_seq; /* owned batch arrays, n_batch entries */
     int8_t *b_logits;
+    int *order;               /* owned, n_slots: prefill order scratch (scheduler thread) */
 };
 
 int sched_start(struct sched *s, struct engine *en, const struct tokenizer *tok, int n_slots,
@@ -132,9 +159,12 @@ int sched_start(struct sched *s, struct engine *en, const struct tokenizer *tok,
 /* Stops accepting work, cancels what is queued or running (their on_done runs), joins. */
 void sched_stop(struct sched *s);
 /* Queue a job; fails with AL_ELIMIT when the queue is full (HTTP 429) and AL_EUSAGE when the
- * prompt does not fit the context (HTTP 400). On success on_done will be called exactly once. */
+ * prompt does not fit the context, or an embedding input is empty, longer than the context
+ * (the message names its index and length) or holds a token outside the vocabulary (HTTP 400).
+ * On success on_done will be called exactly once. */
 int sched_submit(struct sched *s, struct sched_job *job, struct al_err *e);
 void sched_get_stats(struct sched *s, struct sched_stats *out);
 int sched_n_ctx(const struct sched *s);
+int sched_dim(const struct sched *s); /* floats in one embedding: the model's width */
 
 #endif

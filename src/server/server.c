@@ -673,6 +673,10 @@ route(void *app, struct http_req *r)
                              "%s is not allowed on %s; use POST", m, p);
             return;
         }
+        if (!atomic_load(&s->ready)) {
+            http_reply_error(r, 503, "server_error", NULL, "not_ready", "model is loading");
+            return;
+        }
         srv_handle_embeddings(s, r);
         return;
     }
@@ -724,23 +728,236 @@ srv_handle_metrics(struct server *s, struct http_req *r)
     buf_free(&b);
 }
 
+/* One /v1/embeddings request. The HTTP thread waits for the scheduler, so all of it lives on
+ * that thread's stack and heap; the scheduler only writes vecs and calls embed_done. */
+struct ereq {
+    struct sched_job job;
+    int32_t **ids;               /* owned: n token arrays (a client's own ids are copied) */
+    int *n_ids;                  /* owned: n lengths */
+    size_t n;
+    float *vecs;                 /* owned: n rows of the model's width */
+    struct sched_result res;     /* filled by embed_done */
+    bool done;                   /* set with mu held */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+};
+
+static void
+embed_done(void *ctx, const struct sched_result *r)
+{
+    struct ereq *q = ctx;
+    pthread_mutex_lock(&q->mu);
+    q->res = *r;
+    q->done = true;
+    pthread_cond_signal(&q->cv);
+    pthread_mutex_unlock(&q->mu);
+}
+
+/* Token ids of every input: text through the tokenizer (BOS/EOS as the vocabulary asks, no
+ * special-token parsing: the text is data, not markup), ids checked against the vocabulary.
+ * Fills q->ids/n_ids and *total; on failure err names input[i]. */
+static int
+embed_tokenize(struct server *s, const struct api_request *req, struct ereq *q, long long *total,
+               struct api_error *err)
+{
+    int n_ctx = sched_n_ctx(&s->sched), n_vocab = tokenizer_n_vocab(s->tok);
+    char m[320];
+    q->n = req->n_inputs;
+    q->ids = xcalloc(q->n, sizeof *q->ids);
+    q->n_ids = xcalloc(q->n, sizeof *q->n_ids);
+    *total = 0;
+    for (size_t i = 0; i < q->n; i++) {
+        const struct api_input *in = &req->inputs[i];
+        size_t n = 0;
+        if (in->text) {
+            struct al_err e = {0};
+            if (tokenizer_encode(s->tok, in->text, in->len, true, false, &q->ids[i], &n, &e) < 0) {
+                snprintf(m, sizeof m, "input[%zu]: %s", i, e.msg);
+                set_error(err, e.code == AL_ELIMIT ? 413 : 400, "invalid_request_error", "input",
+                          "invalid_input", m);
+                return -1;
+            }
+        } else {
+            n = in->n_ids;
+            q->ids[i] = xmalloc(n * sizeof *q->ids[i]);
+            memcpy(q->ids[i], in->ids, n * sizeof *q->ids[i]);
+            for (size_t t = 0; t < n; t++) {
+                if (q->ids[i][t] >= n_vocab) {
+                    snprintf(m, sizeof m, "input[%zu][%zu] is token id %d; this model's "
+                             "vocabulary has %d tokens (0..%d)", i, t, q->ids[i][t], n_vocab,
+                             n_vocab - 1);
+                    set_error(err, 400, "invalid_request_error", "input", "invalid_value", m);
+                    return -1;
+                }
+            }
+        }
+        if (n == 0) {
+            snprintf(m, sizeof m, "input[%zu] gives no tokens", i);
+            set_error(err, 400, "invalid_request_error", "input", "invalid_value", m);
+            return -1;
+        }
+        if (n > (size_t)n_ctx) {
+            snprintf(m, sizeof m, "input[%zu] has %zu tokens; this model's maximum context length "
+                     "is %d tokens", i, n, n_ctx);
+            set_error(err, 400, "invalid_request_error", "input", "context_length_exceeded", m);
+            return -1;
+        }
+        q->n_ids[i] = (int)n;
+        *total += (long long)n;
+    }
+    if (*total > INT32_MAX) {
+        set_error(err, 400, "invalid_request_error", "input", "invalid_value",
+                  "too many tokens in one request");
+        return -1;
+    }
+    return 0;
+}
+
+/* What the audit log hashes as this request's prompt: the inputs as one compact JSON array of
+ * strings or of arrays of token ids (a single string input becomes a one-element array). */
+static char *
+embed_audit_text(const struct api_request *req)
+{
+    struct buf b;
+    buf_init(&b);
+    buf_putc(&b, '[');
+    for (size_t i = 0; i < req->n_inputs; i++) {
+        const struct api_input *in = &req->inputs[i];
+        if (i)
+            buf_putc(&b, ',');
+        if (in->text) {
+            json_t *j = json_stringn(in->text, in->len);
+            char *t = j ? json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+            json_decref(j);
+            buf_puts(&b, t ? t : "\"\"");
+            free(t);
+        } else {
+            buf_putc(&b, '[');
+            for (size_t t = 0; t < in->n_ids; t++)
+                buf_printf(&b, "%s%d", t ? "," : "", in->ids[t]);
+            buf_putc(&b, ']');
+        }
+    }
+    buf_putc(&b, ']');
+    return buf_steal(&b);
+}
+
+static void
+ereq_free(struct ereq *q)
+{
+    for (size_t i = 0; q->ids && i < q->n; i++)
+        free(q->ids[i]);
+    free(q->ids);
+    free(q->n_ids);
+    free(q->vecs);
+    pthread_mutex_destroy(&q->mu);
+    pthread_cond_destroy(&q->cv);
+}
+
 void
 srv_handle_embeddings(struct server *s, struct http_req *r)
 {
+    const char *endpoint = "/v1/embeddings";
+    double t0 = mono_s();
     char key_name[128];
-    if (!authorize(s, r, API_EMBEDDINGS, "/v1/embeddings", key_name, sizeof key_name))
+    if (!authorize(s, r, API_EMBEDDINGS, endpoint, key_name, sizeof key_name))
         return;
     struct api_request req;
     struct api_error err;
     const struct buf *body = http_body(r);
     if (api_parse(API_EMBEDDINGS, body->data ? body->data : "", body->len, &req, &err) < 0) {
-        reply_api_error(s, r, API_EMBEDDINGS, "/v1/embeddings", key_name, &err, mono_s());
+        reply_api_error(s, r, API_EMBEDDINGS, endpoint, key_name, &err, t0);
         return;
     }
+    struct ereq q = {0};
+    pthread_mutex_init(&q.mu, NULL);
+    pthread_cond_init(&q.cv, NULL);
+    char *audit_text = NULL;
+    struct buf out;
+    buf_init(&out);
+    int dim = sched_dim(&s->sched);
+    long long total = 0;
+    if (req.model && strcmp(req.model, s->model_id) != 0 && strcmp(req.model, "default") != 0) {
+        char m[300];
+        snprintf(m, sizeof m, "The model '%.200s' does not exist; this server serves '%s'",
+                 req.model, s->model_id);
+        set_error(&err, 400, "invalid_request_error", "model", "model_not_found", m);
+        goto fail;
+    }
+    if (req.dimensions && req.dimensions != dim) {
+        char m[200];
+        snprintf(m, sizeof m, "'dimensions' is %d; this model's embeddings have %d dimensions "
+                 "(omit the field or send %d)", req.dimensions, dim, dim);
+        set_error(&err, 400, "invalid_request_error", "dimensions", "invalid_value", m);
+        goto fail;
+    }
+    if (embed_tokenize(s, &req, &q, &total, &err) < 0)
+        goto fail;
+    q.vecs = xmalloc(q.n * (size_t)dim * sizeof *q.vecs);
+    q.job.kind = SCHED_EMBED;
+    q.job.embed.tokens = (const int32_t *const *)q.ids;
+    q.job.embed.n_tokens = q.n_ids;
+    q.job.embed.n_inputs = (int)q.n;
+    q.job.embed.out = q.vecs;
+    q.job.p.timeout_s = s->cfg.request_timeout_s;
+    q.job.on_done = embed_done;
+    q.job.ctx = &q;
+    struct al_err e = {0};
+    if (sched_submit(&s->sched, &q.job, &e) < 0) {
+        int status = e.code == AL_ELIMIT ? 429 : e.code == AL_EUSAGE ? 400 : 503;
+        set_error(&err, status,
+                  status == 429 ? "rate_limit_error"
+                  : status == 400 ? "invalid_request_error"
+                                  : "server_error",
+                  status == 400 ? "input" : NULL, status == 429 ? "queue_full" : NULL, e.msg);
+        goto fail;
+    }
+    /* wait, noticing a client that hangs up so its slot is freed */
+    pthread_mutex_lock(&q.mu);
+    while (!q.done) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&q.cv, &q.mu, &ts);
+        if (!q.done && http_client_gone(r))
+            atomic_store(&q.job.cancel, true);
+    }
+    pthread_mutex_unlock(&q.mu);
+    audit_text = embed_audit_text(&req);
+    int status = 200;
+    if (q.res.finish != SCHED_FINISH_EMBEDDED) {
+        status = q.res.finish == SCHED_FINISH_CANCELLED ? 499 : 500;
+        const char *msg = q.res.message[0] ? q.res.message : "request cancelled";
+        set_error(&err, status == 499 ? 408 : 500, "server_error", NULL, NULL, msg);
+        http_reply_json(r, err.status, api_error_json(API_EMBEDDINGS, &err));
+        record(s, endpoint, http_client(r), key_name, audit_text, strlen(audit_text), msg,
+               strlen(msg), status, (int)total, 0, t0, 0);
+        goto out;
+    }
+    if (api_embeddings_body(&out, q.vecs, q.n, dim, req.encoding, s->model_id, (int)total) < 0) {
+        const char *msg = "the model produced a non-finite embedding value";
+        set_error(&err, 500, "server_error", NULL, NULL, msg);
+        http_reply_json(r, 500, api_error_json(API_EMBEDDINGS, &err));
+        record(s, endpoint, http_client(r), key_name, audit_text, strlen(audit_text), msg,
+               strlen(msg), 500, (int)total, 0, t0, 0);
+        goto out;
+    }
+    /* the record is durable before the client sees the answer, as for generation */
+    record(s, endpoint, http_client(r), key_name, audit_text, strlen(audit_text), out.data,
+           out.len, 200, (int)total, 0, t0, 0);
+    http_reply(r, 200, "application/json", out.data, out.len);
+    goto out;
+fail:
+    reply_api_error(s, r, API_EMBEDDINGS, endpoint, key_name, &err, t0);
+out:
+    free(audit_text);
+    buf_free(&out);
+    ereq_free(&q);
     api_request_free(&req);
-    set_error(&err, 400, "invalid_request_error", "model", "unsupported_model",
-              "embeddings are not available from this engine build yet");
-    reply_api_error(s, r, API_EMBEDDINGS, "/v1/embeddings", key_name, &err, mono_s());
 }
 
 /* ===== Lifecycle ============================================================================== */

@@ -182,6 +182,98 @@ test('JSON mode: json_schema output always parses and follows the schema', async
   assert.match(bad.body.error.message, /pattern/);
 });
 
+function norm(v) {
+  let s = 0;
+  for (const x of v) s += x * x;
+  return Math.sqrt(s);
+}
+
+test('embeddings: the official client (base64 by default), float, token ids', async () => {
+  const dim = Number(process.env.AIRLOCK_EMBED_DIM);
+  assert.ok(dim > 0, 'AIRLOCK_EMBED_DIM names the model width');
+  // no encoding_format: the client asks for base64 and decodes the float32 bytes itself
+  const a = await openai.embeddings.create({ model, input: 'Once upon a time' });
+  assert.equal(a.object, 'list');
+  assert.equal(a.model, model);
+  assert.equal(a.data.length, 1);
+  assert.equal(a.data[0].object, 'embedding');
+  assert.equal(a.data[0].index, 0);
+  assert.equal(a.data[0].embedding.length, dim);
+  assert.ok(Math.abs(norm(a.data[0].embedding) - 1) < 1e-5, 'unit length');
+  assert.ok(a.usage.prompt_tokens > 0);
+  assert.equal(a.usage.total_tokens, a.usage.prompt_tokens);
+
+  const inputs = ['Once upon a time', 'The cat sat on the mat and looked at the moon.', 'Once upon a time'];
+  const b = await openai.embeddings.create({ model, input: inputs, encoding_format: 'float' });
+  assert.equal(b.data.length, 3);
+  b.data.forEach((d, i) => {
+    assert.equal(d.index, i);
+    assert.equal(d.embedding.length, dim);
+    assert.ok(Math.abs(norm(d.embedding) - 1) < 1e-5);
+  });
+  // identical input, identical vector; the float text gives back the exact float32 values
+  assert.deepEqual(b.data[0].embedding, b.data[2].embedding);
+  assert.deepEqual(b.data[0].embedding.map(Math.fround), a.data[0].embedding);
+  assert.notDeepEqual(b.data[0].embedding, b.data[1].embedding);
+  assert.ok(b.usage.prompt_tokens > 2 * a.usage.prompt_tokens);
+
+  // base64 asked for explicitly: the client hands back the string
+  const c = await openai.embeddings.create({ model, input: 'Once upon a time', encoding_format: 'base64' });
+  const buf = Buffer.from(c.data[0].embedding, 'base64');
+  assert.equal(buf.length, 4 * dim);
+  const floats = Array.from({ length: dim }, (_, i) => buf.readFloatLE(4 * i));
+  assert.deepEqual(floats, a.data[0].embedding);
+
+  // token ids (one input, or several), and dimensions equal to the width
+  const t = await openai.embeddings.create({ model, input: [[1, 403, 261], [1, 403]], dimensions: dim, encoding_format: 'float' });
+  assert.equal(t.data.length, 2);
+  assert.equal(t.usage.prompt_tokens, 5);
+  const t1 = await openai.embeddings.create({ model, input: [1, 403, 261], encoding_format: 'float' });
+  assert.deepEqual(t1.data[0].embedding, t.data[0].embedding);
+});
+
+test('embeddings: errors are OpenAI-shaped 400s', async () => {
+  const bad = async (body, param, code) => {
+    await assert.rejects(openai.embeddings.create(body), (e) => {
+      assert.ok(e instanceof OpenAI.BadRequestError, `BadRequestError for ${JSON.stringify(body).slice(0, 80)}`);
+      assert.equal(e.status, 400);
+      if (param) assert.equal(e.param, param);
+      if (code) assert.equal(e.code, code);
+      return true;
+    });
+  };
+  await bad({ model: 'no-such-model', input: 'x' }, 'model', 'model_not_found');
+  await bad({ model, input: '' }, 'input');
+  await bad({ model, input: [] }, 'input');
+  await bad({ model, input: ['ok', ''] }, 'input');
+  await bad({ model, input: 5 }, 'input', 'invalid_type');
+  await bad({ model, input: ['a', [1, 2]] }, 'input', 'invalid_type');
+  await bad({ model, input: [[1, -2]] }, 'input');
+  await bad({ model, input: [[1, 1 << 30]] }, 'input');
+  await bad({ model, input: 'once upon a time '.repeat(3000) }, 'input', 'context_length_exceeded');
+  await bad({ model, input: 'x', dimensions: 3 }, 'dimensions');
+  await bad({ model, input: 'x', encoding_format: 'int8' }, 'encoding_format');
+  const r = await raw('/v1/embeddings', { method: 'POST', body: '{"input": [' });
+  assert.equal(r.status, 400); assertOpenAIError(r.body);
+  const m = await raw('/v1/embeddings', { method: 'GET' });
+  assert.equal(m.status, 405); assertOpenAIError(m.body);
+});
+
+test('embeddings while streams generate', async () => {
+  const alone = await openai.embeddings.create({ model, input: ['Once upon a time', 'A dog ran.'], encoding_format: 'float' });
+  const gens = [];
+  for (let i = 0; i < 3; i++) {
+    gens.push(openai.completions.create({ model, prompt: `Story ${i}: Once upon a time`, max_tokens: 32, temperature: 0 }));
+  }
+  const embs = [];
+  for (let i = 0; i < 4; i++) {
+    embs.push(openai.embeddings.create({ model, input: ['Once upon a time', 'A dog ran.'], encoding_format: 'float' }));
+  }
+  const [rs, es] = await Promise.all([Promise.all(gens), Promise.all(embs)]);
+  for (const r of rs) assert.ok(r.usage.completion_tokens > 0);
+  for (const e of es) assert.deepEqual(e.data.map((d) => d.embedding), alone.data.map((d) => d.embedding));
+});
+
 test('authentication failures', async () => {
   const bad = new OpenAI({ baseURL: `${base}/v1`, apiKey: 'al-wrong', maxRetries: 0 });
   await assert.rejects(bad.models.list(), (e) => e instanceof OpenAI.AuthenticationError && e.status === 401);
@@ -267,6 +359,7 @@ test('health, ready, metrics', async () => {
   assert.equal((await fetch(`${base}/ready`)).status, 200);
   const m = await (await fetch(`${base}/metrics`)).text();
   assert.match(m, /airlock_requests_total\{[^}]*endpoint="\/v1\/chat\/completions"/);
+  assert.match(m, /airlock_requests_total\{endpoint="\/v1\/embeddings",status="200"\} [1-9]/);
   assert.match(m, /airlock_model_info\{/);
   assert.match(m, /process_resident_memory_bytes \d+/);
 });

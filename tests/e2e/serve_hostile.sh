@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Hostile HTTP against a live `airlock serve` built with ASan/UBSan ($AIRLOCK_ASAN) on 127.0.0.1:
 # oversized bodies (413), slowloris clients (idle ones and ones dripping a header byte a second),
-# invalid UTF-8, 100k-deep JSON nesting, huge/negative numbers, wrong types, unknown routes (404),
+# invalid UTF-8, 100k-deep JSON nesting, huge/negative numbers, wrong types (chat and embeddings
+# bodies), an embedding input longer than the context, unknown routes (404),
 # wrong methods (405), garbage request lines, a 100 KB header, a client that hangs up mid-stream.
 # Every answer must be a clear error status (OpenAI-shaped JSON where the route sends a body),
 # normal requests must be served throughout, the sanitizers must stay silent, and SIGTERM must
@@ -307,6 +308,62 @@ expect_error("/v1/messages with invalid UTF-8", request("POST", "/v1/messages",
              b'{"model":"stories260K-q8_0","max_tokens":4,"messages":[{"role":"user",'
              b'"content":"\xff"}]}'), {400}, anthropic_error)
 expect_error("/v1/embeddings input = {}", request("POST", "/v1/embeddings", '{"input":{}}'), {400})
+
+# ---- embeddings: every wrong shape is a 400 naming the parameter; a hang-up frees the slot -------
+st, _, body = request("POST", "/v1/embeddings", '{"input":["Once upon a time","a cat"]}')
+try:
+    good = st == 200 and [d["index"] for d in json.loads(body)["data"]] == [0, 1]
+except (ValueError, KeyError, TypeError):
+    good = False
+check(good, "embeddings of two inputs -> %s" % st)
+for what, b, param in [
+        ("input = 5", '{"input":5}', "input"), ("input = null", '{"input":null}', "input"),
+        ("input = true", '{"input":true}', "input"), ("input = [[\"a\"]]", '{"input":[["a"]]}', "input"),
+        ("input = [1.5]", '{"input":[1.5]}', "input"), ("input = [-1]", '{"input":[-1]}', "input"),
+        ("input = [2147483648]", '{"input":[2147483648]}', "input"),
+        ("input = [1e400]", '{"input":[1e400]}', None),
+        ("input = [[1,[2]]]", '{"input":[[1,[2]]]}', "input"),
+        ("input = [\"\"]", '{"input":[""]}', "input"), ("input = [[]]", '{"input":[[]]}', "input"),
+        ("token id outside the vocabulary", '{"input":[[1,100000]]}', "input"),
+        ("2049 inputs", json.dumps({"input": ["x"] * 2049}), "input"),
+        ("input longer than the context", json.dumps({"input": ["ok", "Once upon a time " * 600]}),
+         "input"),
+        ("input of token ids longer than the context", json.dumps({"input": [1] * 257}), "input"),
+        ("encoding_format = []", '{"input":"x","encoding_format":[]}', "encoding_format"),
+        ("encoding_format = 'utf8'", '{"input":"x","encoding_format":"utf8"}', "encoding_format"),
+        ("dimensions = -1", '{"input":"x","dimensions":-1}', "dimensions"),
+        ("dimensions = 1e30", '{"input":"x","dimensions":1e30}', "dimensions"),
+        ("dimensions = 63", '{"input":"x","dimensions":63}', "dimensions"),
+        ("model = 5", '{"input":"x","model":5}', "model"),
+        ("unknown model", '{"input":"x","model":"text-embedding-3-small"}', "model")]:
+    st, _, body = request("POST", "/v1/embeddings", b)
+    try:
+        p = json.loads(body)["error"]["param"]
+    except (ValueError, KeyError, TypeError):
+        p = "?"
+    check(st == 400 and openai_error(body) and (param is None or p == param),
+          "/v1/embeddings %s -> %s param=%s %s" % (what, st, p, body[:120].decode("utf-8", "replace")))
+st, _, body = request("POST", "/v1/embeddings", json.dumps({"input": [1] * 256}))
+check(st == 200, "/v1/embeddings input of exactly the context (256 tokens) -> %s" % st)
+# ~60 KB of token ids, 60 inputs of 250 tokens: hang up while they are computed
+big = json.dumps({"input": [[1] + [(7 * i + j) % 500 + 3 for j in range(249)] for i in range(60)]},
+                 separators=(",", ":")).encode()
+check(len(big) < MAX_BODY, "large embeddings body fits the limit (%d bytes)" % len(big))
+s = conn(timeout=30)
+s.sendall(("POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: "
+           "application/json\r\nContent-Length: %d\r\n\r\n" % (KEY, len(big))).encode() + big)
+time.sleep(0.3)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+s.close()  # RST
+t0 = time.time()
+active = None
+while time.time() - t0 < 10:
+    active = metric("airlock_active_slots")
+    if active == 0:
+        break
+    time.sleep(0.1)
+check(active == 0, "embeddings: slot freed %.1f s after the client hung up (active=%s)"
+      % (time.time() - t0, active))
 big_prompt = chat("Once upon a time " * 600)  # ~3000 tokens > ctx 256
 expect_error("prompt longer than the context", request("POST", "/v1/chat/completions",
              big_prompt), {400})
