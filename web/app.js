@@ -95,7 +95,7 @@ async function loadStatus() {
     dl.replaceChildren();
     const rows = [
       ['Model', `${j.model.id} (${j.model.type})`], ['Model SHA-256', j.model.sha256],
-      ['Signer', j.model.signer || 'not from a verified bundle'], ['Uptime', `${j.uptime_s} s`],
+      ['Version', j.model.version || 'not from the model store'], ['Signer', j.model.signer || 'not from a verified bundle'], ['Uptime', `${j.uptime_s} s`],
       ['Tokens/s (last request)', j.tokens_per_second.toFixed(1)], ['Lockdown', j.lockdown],
       ['Audit chain head', j.audit.head || 'audit log off'], ['Audit records', String(j.audit.records)],
     ];

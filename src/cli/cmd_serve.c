@@ -129,6 +129,8 @@ serve_resolve_model(struct server_config *cfg, struct store_record *rec, struct 
     if (rc < 0)
         return -1;
     cfg->model_path = rec->model_blob;
+    cfg->model_version = rec->version;
+    cfg->model_signer = rec->signer_key_id[0] ? rec->signer_key_id : NULL;
     if (!cfg->model_id)
         cfg->model_id = rec->name;
     return 0;

@@ -614,8 +614,11 @@ fail:
 static json_t *
 model_object(struct server *s)
 {
-    return json_pack("{s:s,s:s,s:i,s:s}", "id", s->model_id, "object", "model", "created",
-                     (json_int_t)s->started, "owned_by", "airlock");
+    json_t *o = json_pack("{s:s,s:s,s:i,s:s}", "id", s->model_id, "object", "model", "created",
+                          (json_int_t)s->started, "owned_by", "airlock");
+    if (s->model_version[0]) /* an extension field; OpenAI clients ignore unknown fields */
+        json_object_set_new(o, "version", json_string(s->model_version));
+    return o;
 }
 
 static void
@@ -994,6 +997,10 @@ server_start(struct server *s, const struct server_config *cfg, struct al_err *e
     if (cfg->no_auth && !is_loopback(cfg->host))
         return al_errf(e, AL_EUSAGE, "--no-auth is only allowed on a loopback address "
                        "(127.0.0.0/8 or ::1), not on %s", cfg->host);
+    if (cfg->model_version)
+        snprintf(s->model_version, sizeof s->model_version, "%s", cfg->model_version);
+    if (cfg->model_signer)
+        snprintf(s->signer, sizeof s->signer, "%s", cfg->model_signer);
     const char *id_from = cfg->model_path ? cfg->model_path : DEFAULT_MODEL_ID;
     if (cfg->model_id) {
         snprintf(s->model_id, sizeof s->model_id, "%s", cfg->model_id);

@@ -26,6 +26,8 @@ struct server_config {
     int port;                    /* default 8080; 0 = any free port */
     const char *model_path;      /* GGUF file */
     const char *model_id;        /* NULL = file name without .gguf */
+    const char *model_version;   /* version in the model store, or NULL (a plain file) */
+    const char *model_signer;    /* key id that signed the imported bundle, or NULL */
     const char *data_dir;        /* keys.json lives here */
     const char *audit_log;       /* NULL = DATA/audit.jsonl */
     const char *audit_key;       /* minisign secret key for signed checkpoints, or NULL */
@@ -58,6 +60,7 @@ struct server {
     void *audit_signer;          /* owned signing context for checkpoints */
     struct metrics_server metrics; /* owned */
     struct http_server http;     /* owned */
+    char model_version[129];     /* store version, "" for a plain file */
     char signer[128];            /* key id that signed the model's bundle, "" when unknown */
     char model_note[256];        /* shown on the chat page (e.g. "completes stories") */
     _Atomic double last_tps;     /* decode tokens/s of the last finished request */

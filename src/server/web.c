@@ -63,6 +63,8 @@ handle_status(struct server *s, struct http_req *r)
                               s->model.type_name, "sha256", s->model_sha256, "parameters",
                               (json_int_t)s->model.n_params, "context", (json_int_t)sched_n_ctx(&s->sched));
     json_object_set_new(model, "signer", s->signer[0] ? json_string(s->signer) : json_null());
+    json_object_set_new(model, "version",
+                        s->model_version[0] ? json_string(s->model_version) : json_null());
     if (s->model_note[0])
         json_object_set_new(model, "note", json_string(s->model_note));
     json_t *o = json_pack("{s:s,s:o,s:I,s:f,s:s,s:o,s:{s:i,s:i,s:i,s:i}}", "version",

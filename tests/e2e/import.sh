@@ -112,7 +112,8 @@ url=http://127.0.0.1:$port
 curl -sf "$url/v1/models" > models.json
 python3 -c "
 import json; m = json.load(open('models.json'))
-assert [x['id'] for x in m['data']] == ['stories260K'], m"
+assert [x['id'] for x in m['data']] == ['stories260K'], m
+assert m['data'][0]['version'] == '2', m"
 curl -sf "$url/v1/models/stories260K" >/dev/null || fail "/v1/models/stories260K"
 curl -sf "$url/v1/completions" -H 'Content-Type: application/json' \
   -d '{"model":"stories260K","prompt":"Once upon a time","max_tokens":16,"temperature":0}' \
@@ -129,7 +130,8 @@ assert h['choices'][0]['message']['content'] is not None, h
 PY
 curl -sf "$url/status" | python3 -c "
 import json, sys; s = json.load(sys.stdin)
-assert s['model']['id'] == 'stories260K', s"
+assert s['model']['id'] == 'stories260K', s
+assert s['model']['version'] == '2' and len(s['model']['signer']) == 16, s"
 kill -TERM $pid
 src=0; wait $pid || src=$?
 trap - EXIT
