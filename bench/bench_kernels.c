@@ -1,7 +1,8 @@
 /* bench_kernels.c -- throughput of the compute kernels per weight type and table:
  * decode (gemm with one token: GB/s of weights streamed, against the memory-read bandwidth
- * measured in the same run) and prefill (gemm with 64 tokens: GFLOP/s, 2 flops per weight per
- * token). Threads split the rows as the engine's pool does. Not a test: numbers only.
+ * measured in the same run) and prefill (gemm with 64 tokens, and the packed-panel gemm_tiled
+ * with 512 where the table has one: GFLOP/s, 2 flops per weight per token). Threads split the
+ * rows as contiguous ranges. Not a test: numbers only.
  *
  * Build and run (after `make`):
  *   cc -O2 -std=c11 -D_GNU_SOURCE -Isrc -o build/bench_kernels bench/bench_kernels.c build/rel/libairlock.a -lpthread -lm && build/bench_kernels [threads] [table|all]
@@ -26,6 +27,8 @@ struct job {
     int n_tok;
     float *out;            /* n_tok x rows */
     int ld;
+    const struct kern_xsum *xs; /* gemm_tiled: activation sums; NULL: plain gemm */
+    size_t scratch_bytes;  /* gemm_tiled: scratch per thread */
     const float *mem;      /* bandwidth probe: floats to read */
     size_t mem_n;
     float sink;            /* keeps the probe's result alive */
@@ -70,6 +73,15 @@ work(struct job *j)
             s += j->k->dot_f32((int)len, j->mem + off, j->mem + off);
         }
         j->sink = s;
+        return;
+    }
+    if (j->xs) {
+        void *scratch = aligned_alloc(64, (j->scratch_bytes + 63) / 64 * 64);
+        if (!scratch)
+            return;
+        j->k->gemm_tiled(j->wt, j->w, j->wrb, j->n, j->r0, j->r1, j->xq, j->xs, j->n_tok, j->out,
+                         j->ld, scratch);
+        free(scratch);
         return;
     }
     j->k->gemm(j->wt, j->w, j->wrb, j->n, j->r0, j->r1, j->xq, j->n_tok, j->out, j->ld);
@@ -154,19 +166,19 @@ main(int argc, char **argv)
         GGML_TYPE_F32,
     };
     static const char *tables[] = { "avx512", "avx2", "ref" };
-    const int n = 4096, dec_bytes_target = 96 << 20, pf_rows = 512, pf_tok = 64;
+    const int n = 4096, dec_bytes_target = 96 << 20, pf_rows = 512, pf_tok = 64, tl_tok = 512;
     uint64_t seed = 1;
 
     struct al_err e = {0};
     const struct kern *best = kern_select(NULL, &e);
     size_t mem_n = (size_t)256 << 20 >> 2;
     float *mem = malloc(mem_n * sizeof(float));
-    float *x = malloc(sizeof(float) * n * pf_tok);
+    float *x = malloc(sizeof(float) * n * tl_tok);
     if (!best || !mem || !x)
         return 1;
     for (size_t i = 0; i < mem_n; i++)
         mem[i] = (float)(i & 7);
-    for (int i = 0; i < n * pf_tok; i++)
+    for (int i = 0; i < n * tl_tok; i++)
         x[i] = (float)((int)(rng(&seed) % 2001) - 1000) * 1e-3f;
     struct job jm = { .k = best, .mem = mem, .mem_n = mem_n };
     double cm, tm = timed(&jm, 0, nt, 5, &cm);
@@ -174,9 +186,10 @@ main(int argc, char **argv)
     printf("threads %d, CPU tables: %s; memory read bandwidth %.1f GB/s wall, %.1f GB/s by CPU "
            "time (%s dot_f32 over 256 MiB)\n", nt, kern_available(), bw, bwc, best->name);
     printf("(wall: elapsed time; cpu: busiest thread's CPU time, robust on a shared machine)\n");
-    printf("%-7s %-5s %10s %10s %8s %12s %12s\n", "table", "type", "dec GB/s", "dec GB/s", "% of bw",
-           "pref GF/s", "pref GF/s");
-    printf("%-7s %-5s %10s %10s %8s %12s %12s\n", "", "", "wall", "cpu", "(cpu)", "wall", "cpu");
+    printf("%-7s %-5s %10s %10s %8s %12s %12s %12s\n", "table", "type", "dec GB/s", "dec GB/s",
+           "% of bw", "pref GF/s", "pref GF/s", "tiled GF/s");
+    printf("%-7s %-5s %10s %10s %8s %12s %12s %12s\n", "", "", "wall", "cpu", "(cpu)", "wall", "cpu",
+           "cpu");
 
     for (size_t ki = 0; ki < 3; ki++) {
         if (strcmp(only, "all") != 0 && strcmp(only, tables[ki]) != 0)
@@ -191,12 +204,14 @@ main(int argc, char **argv)
             if (k == kern_ref())
                 rows /= 16;  /* the reference is slow: a smaller (cache-resident-ish) matrix */
             uint8_t *w = malloc(wrb * (size_t)rows);
-            uint8_t *xq = malloc(xrb * pf_tok);
-            float *out = malloc(sizeof(float) * (size_t)rows * pf_tok);
+            uint8_t *xq = malloc(xrb * tl_tok);
+            size_t out_n = (size_t)rows > (size_t)pf_rows * tl_tok / pf_tok ? (size_t)rows
+                                                                           : (size_t)pf_rows * tl_tok / pf_tok;
+            float *out = malloc(sizeof(float) * out_n * pf_tok);
             if (!w || !xq || !out)
                 return 1;
             fill(wt, w, wrb * (size_t)rows, &seed);
-            for (int t = 0; t < pf_tok; t++)
+            for (int t = 0; t < tl_tok; t++)
                 k->quantize_row(at, x + (size_t)t * n, xq + (size_t)t * xrb, n);
             struct job jd = { .k = k, .wt = wt, .w = w, .wrb = wrb, .n = n, .xq = xq, .n_tok = 1,
                               .out = out, .ld = rows };
@@ -208,8 +223,27 @@ main(int argc, char **argv)
             double cp, tp = timed(&jp, pf_rows, nt, 3, &cp);
             double gf = 2.0 * n * pf_rows * jp.n_tok / tp / 1e9;
             double gfc = 2.0 * n * pf_rows * jp.n_tok / cp / 1e9;
-            printf("%-7s %-5s %10.1f %10.1f %7.0f%% %12.1f %12.1f\n", k->name, ggml_type_name(wt),
-                   gbs, gbc, 100.0 * gbc / bwc, gf, gfc);
+            double gft = 0.0;  /* packed-panel gemm over tl_tok tokens, where there is one */
+            int xsb = kern_xsum_block(wt);
+            if (k->gemm_tiled && xsb > 0) {
+                size_t nxs = (size_t)(n / xsb);
+                struct kern_xsum *xs = malloc(sizeof *xs * nxs * tl_tok);
+                if (!xs)
+                    return 1;
+                for (int t = 0; t < tl_tok; t++)
+                    kern_act_sums(wt, xq + (size_t)t * xrb, n, xs + (size_t)t * nxs);
+                struct job jt = jd;
+                jt.xs = xs;
+                jt.scratch_bytes = k->tiled_scratch(wt, n);
+                jt.n_tok = tl_tok;
+                jt.ld = pf_rows;
+                double ct;
+                timed(&jt, pf_rows, nt, 3, &ct);
+                gft = 2.0 * n * pf_rows * tl_tok / ct / 1e9;
+                free(xs);
+            }
+            printf("%-7s %-5s %10.1f %10.1f %7.0f%% %12.1f %12.1f %12.1f\n", k->name,
+                   ggml_type_name(wt), gbs, gbc, 100.0 * gbc / bwc, gf, gfc, gft);
             fflush(stdout);
             free(w);
             free(xq);

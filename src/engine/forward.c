@@ -9,6 +9,7 @@
 #include "engine/forward.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +22,30 @@
 
 /* ===== Parallel helpers ======================================================================= */
 
+/* Every parallel step hands out its work from shared counters (pool_run_dynamic): threads take
+ * chunks until none is left, so a thread that starts late or is preempted delays at most the
+ * chunk it holds. Chunks follow guided self-scheduling: a 2*nth-th of what is left, at least
+ * min, so the first ones are long (few claims, long streams for the prefetchers) and the last
+ * ones short (even finish). */
+static bool
+claim(_Atomic int *next, int n, int nth, int min, int *lo, int *hi)
+{
+    int cur = atomic_load_explicit(next, memory_order_relaxed);
+    for (;;) {
+        if (cur >= n)
+            return false;
+        int c = (n - cur + 2 * nth - 1) / (2 * nth);
+        c = c < min ? min : c;
+        int end = cur + c < n ? cur + c : n;
+        if (atomic_compare_exchange_weak_explicit(next, &cur, end, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+            *lo = cur;
+            *hi = end;
+            return true;
+        }
+    }
+}
+
 /* Per-token job: fn(en, ctx, t, ith) for every t in [0, n_tok), tokens split across threads. */
 typedef void (*token_fn)(struct engine *en, void *ctx, int t, int ith);
 
@@ -29,6 +54,7 @@ struct token_job {
     token_fn fn;       /* step to run */
     void *ctx;         /* its argument */
     int n_tok;         /* tokens in the batch */
+    _Atomic int next;  /* first token not yet taken */
 };
 
 static void
@@ -36,9 +62,9 @@ token_worker(void *arg, int ith, int nth)
 {
     struct token_job *j = arg;
     int lo, hi;
-    pool_split(j->n_tok, 1, ith, nth, &lo, &hi);
-    for (int t = lo; t < hi; t++)
-        j->fn(j->en, j->ctx, t, ith);
+    while (claim(&j->next, j->n_tok, nth, 1, &lo, &hi))
+        for (int t = lo; t < hi; t++)
+            j->fn(j->en, j->ctx, t, ith);
 }
 
 /* A single token runs on the caller: a pool round trip costs more than the work. */
@@ -50,8 +76,9 @@ for_each_token(struct engine *en, int n_tok, token_fn fn, void *ctx)
             fn(en, ctx, t, 0);
         return;
     }
-    struct token_job j = {en, fn, ctx, n_tok};
-    pool_run(&en->pool, token_worker, &j);
+    struct token_job j = {.en = en, .fn = fn, .ctx = ctx, .n_tok = n_tok};
+    atomic_init(&j.next, 0);
+    pool_run_dynamic(&en->pool, token_worker, &j);
 }
 
 /* ===== matmul: out (n_tok, rows) = x (n_tok, n) . W^T, for up to 3 W sharing x ================ */
@@ -61,28 +88,71 @@ struct mm_job {
     int n_mats;                             /* matrices in the group */
     const struct model_tensor *w[MAX_GROUP];/* borrowed weights, all with ne0 == n */
     const void *xq[MAX_GROUP];              /* quantized input for each matrix */
+    const struct kern_xsum *xs[MAX_GROUP];  /* its block sums (tiled path only) */
     float *out[MAX_GROUP];                  /* (n_tok, w->ne1) outputs */
     size_t xq_row[MAX_GROUP];               /* bytes between quantized activation rows */
     int n_tok;                              /* tokens */
+    void *const *tiled;                     /* per-thread gemm_tiled scratch; NULL: plain gemm */
+    int total_rows;                         /* rows of all matrices together */
+    _Atomic int next_row;                   /* first row not yet taken (matrices concatenated) */
 };
 
-/* Prefill blocking: a block of weight rows stays in L2 while token blocks stream past it, so
- * activations are re-read once per row block instead of once per 4-row kernel tile. */
+/* Rows are taken in shrinking chunks (guided self-scheduling: a 2*nth-th of what is left) from
+ * a shared counter over the group's matrices, whole kernel tiles or packed panels at a time.
+ * A thread the OS preempts then delays one chunk, not half of every matrix, while the first
+ * chunks stay long: streams for the prefetchers in decode, and in prefill the packed-panel
+ * gemm fetches each next panel of its range while computing the current one. */
+#define MM_MIN_CHUNK 64
+
+/* Plain-gemm prefill blocking (tables without gemm_tiled): a block of weight rows stays in L2
+ * while token blocks stream past it, so activations are re-read once per row block instead
+ * of once per 4-row kernel tile. */
 #define MM_ROW_BLOCK 64
 #define MM_TOK_BLOCK 64
+
+/* Take the next chunk of rows: matrix *mi, rows [*r0, *r1). False when none is left. Chunks
+ * are multiples of align rows from each matrix's start and never cross into the next matrix. */
+static bool
+mm_claim(struct mm_job *j, int nth, int align, int *mi, int *r0, int *r1)
+{
+    int cur = atomic_load_explicit(&j->next_row, memory_order_relaxed);
+    for (;;) {
+        if (cur >= j->total_rows)
+            return false;
+        int i = 0, base = 0;
+        while (cur >= base + (int)j->w[i]->ne1) {
+            base += (int)j->w[i]->ne1;
+            i++;
+        }
+        int chunk = (j->total_rows - cur + 2 * nth - 1) / (2 * nth);
+        chunk = chunk < MM_MIN_CHUNK ? MM_MIN_CHUNK : chunk;
+        chunk = (chunk + align - 1) / align * align;
+        int end = cur + chunk < base + (int)j->w[i]->ne1 ? cur + chunk : base + (int)j->w[i]->ne1;
+        if (atomic_compare_exchange_weak_explicit(&j->next_row, &cur, end, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+            *mi = i;
+            *r0 = cur - base;
+            *r1 = end - base;
+            return true;
+        }
+    }
+}
 
 static void
 mm_worker(void *arg, int ith, int nth)
 {
     struct mm_job *j = arg;
-    for (int i = 0; i < j->n_mats; i++) {
+    int i, lo, hi;
+    while (mm_claim(j, nth, j->tiled ? j->k->tiled_rows : 16, &i, &lo, &hi)) {
         const struct model_tensor *w = j->w[i];
-        int lo, hi;
-        pool_split((int)w->ne1, 16, ith, nth, &lo, &hi);
+        if (j->tiled) {  /* packs each panel of rows once for all the tokens */
+            j->k->gemm_tiled(w->type, w->data, w->row_bytes, (int)w->ne0, lo, hi, j->xq[i],
+                             j->xs[i], j->n_tok, j->out[i], (int)w->ne1, j->tiled[ith]);
+            continue;
+        }
         if (j->n_tok <= MM_TOK_BLOCK) {
-            if (lo < hi)
-                j->k->gemm(w->type, w->data, w->row_bytes, (int)w->ne0, lo, hi, j->xq[i],
-                           j->n_tok, j->out[i], (int)w->ne1);
+            j->k->gemm(w->type, w->data, w->row_bytes, (int)w->ne0, lo, hi, j->xq[i], j->n_tok,
+                       j->out[i], (int)w->ne1);
             continue;
         }
         for (int r0 = lo; r0 < hi; r0 += MM_ROW_BLOCK) {
@@ -104,6 +174,10 @@ struct quant_ctx {
     enum ggml_type type[MAX_GROUP]; /* activation type per slot */
     void *dst[MAX_GROUP];       /* quantized rows per slot */
     size_t row_bytes[MAX_GROUP];/* stride of each slot */
+    int n_sums;                 /* distinct weight types needing kern_act_sums (tiled path) */
+    enum ggml_type sum_wt[MAX_GROUP]; /* weight type of each sums buffer */
+    int sum_src[MAX_GROUP];     /* activation slot it is computed from */
+    struct kern_xsum *sum_dst[MAX_GROUP]; /* (n_tok, n / kern_xsum_block) entries */
 };
 
 static void
@@ -114,6 +188,12 @@ quant_token(struct engine *en, void *vctx, int t, int ith)
     for (int i = 0; i < q->n_types; i++)
         en->k->quantize_row(q->type[i], q->x + (size_t)t * q->n,
                             (char *)q->dst[i] + (size_t)t * q->row_bytes[i], q->n);
+    for (int i = 0; i < q->n_sums; i++) {
+        int src = q->sum_src[i];
+        size_t nxs = (size_t)(q->n / kern_xsum_block(q->sum_wt[i]));
+        kern_act_sums(q->sum_wt[i], (const char *)q->dst[src] + (size_t)t * q->row_bytes[src],
+                      q->n, q->sum_dst[i] + (size_t)t * nxs);
+    }
 }
 
 /* The hot spot: every weight byte of the model is read here once per step. */
@@ -123,6 +203,16 @@ matmul(struct engine *en, int n_mats, const struct model_tensor **w, const float
 {
     struct quant_ctx q = {.x = x, .n = (int)w[0]->ne0};
     struct mm_job j = {.k = en->k, .n_mats = n_mats, .n_tok = n_tok};
+    /* the packed-panel gemm pays for its repacking only over enough tokens */
+    bool tiled = en->k->gemm_tiled && en->s.tiled;
+    for (int i = 0; i < n_mats; i++)
+        tiled = tiled && kern_xsum_block(w[i]->type) > 0 &&
+                n_tok >= en->k->tiled_min_tok(w[i]->type);
+    if (tiled)
+        j.tiled = en->s.tiled;
+    for (int i = 0; i < n_mats; i++)
+        j.total_rows += (int)w[i]->ne1;
+    atomic_init(&j.next_row, 0);
     for (int i = 0; i < n_mats; i++) {
         enum ggml_type at = kern_act_type(w[i]->type);
         int slot = -1;
@@ -139,6 +229,19 @@ matmul(struct engine *en, int n_mats, const struct model_tensor **w, const float
         j.xq[i] = q.dst[slot];
         j.xq_row[i] = q.row_bytes[slot];
         j.out[i] = out[i];
+        if (tiled) {
+            int ss = -1;
+            for (int s = 0; s < q.n_sums; s++)
+                if (q.sum_wt[s] == w[i]->type)
+                    ss = s;
+            if (ss < 0) {
+                ss = q.n_sums++;
+                q.sum_wt[ss] = w[i]->type;
+                q.sum_src[ss] = slot;
+                q.sum_dst[ss] = en->s.xs[ss];
+            }
+            j.xs[i] = q.sum_dst[ss];
+        }
     }
     for_each_token(en, n_tok, quant_token, &q);
     double work = 0;
@@ -147,7 +250,7 @@ matmul(struct engine *en, int n_mats, const struct model_tensor **w, const float
     if (work < PAR_MIN_WORK)
         mm_worker(&j, 0, 1);
     else
-        pool_run(&en->pool, mm_worker, &j);
+        pool_run_dynamic(&en->pool, mm_worker, &j);
 }
 
 static void
@@ -271,6 +374,7 @@ struct att_job {
     const struct batch *b;   /* chunk */
     int il;                  /* layer */
     int n_items;             /* n_tok * n_head */
+    _Atomic int next;        /* first item not yet taken */
 };
 
 /* One head of one token, computed as llama.cpp's CPU flash attention does (its default): the
@@ -285,74 +389,18 @@ struct att_job {
 #define ATT_TILED_HEAD_MULTIPLE 16
 
 static void
-attention_head_f32(struct engine *en, const struct batch *b, int il, int t, int h, int ith)
-{
-    const struct model_hparams *hp = &en->m->hp;
-    const struct kern *k = en->k;
-    int hd = hp->head_dim;
-    int kvh = h / (hp->n_head / hp->n_head_kv);
-    int seq = b->seq ? b->seq[t] : 0;
-    int n_pos = b->pos[t] + 1;
-    float *att = en->s.scores + (size_t)ith * en->n_ctx;
-    const float *q = en->s.q + (size_t)t * hp->dim + (size_t)h * hd;
-    float scale = 1.0f / sqrtf((float)hd);
-    for (int p = 0; p < n_pos; p++)
-        att[p] = k->dot_f16_f32(hd, kvcache_k(&en->kv, il, seq, p) + (size_t)kvh * hd, q) * scale;
-    k->softmax(att, n_pos);
-    float *out = en->s.att + (size_t)t * hp->dim + (size_t)h * hd;
-    memset(out, 0, (size_t)hd * sizeof *out);
-    for (int p = 0; p < n_pos; p++)
-        k->axpy_f16_f32(hd, att[p], kvcache_v(&en->kv, il, seq, p) + (size_t)kvh * hd, out);
-}
-
-static void
 attention_head(struct engine *en, const struct batch *b, int il, int t, int h, int ith)
 {
-    if (b->n_tokens >= ATT_TILED_MIN_TOKENS &&
-        en->m->hp.head_dim % ATT_TILED_HEAD_MULTIPLE == 0) {
-        attention_head_f32(en, b, il, t, h, ith);
-        return;
-    }
     const struct model_hparams *hp = &en->m->hp;
-    const struct kern *k = en->k;
     int hd = hp->head_dim;
     int kvh = h / (hp->n_head / hp->n_head_kv);
     int seq = b->seq ? b->seq[t] : 0;
-    int n_pos = b->pos[t] + 1;
-    size_t stride = (size_t)(hd > hp->n_rot ? hd : hp->n_rot);
-    float *qh = en->s.qh + (size_t)ith * stride;
-    float *acc = en->s.scores + (size_t)ith * en->n_ctx; /* hd <= n_ctx is checked at init */
-    uint16_t h16[1024];
-    float scale = 1.0f / sqrtf((float)hd);
-
-    k->f32_to_f16_row(en->s.q + (size_t)t * hp->dim + (size_t)h * hd, h16, hd);
-    k->f16_to_f32_row(h16, qh, hd);
-    memset(h16, 0, (size_t)hd * sizeof *h16);
-    memset(acc, 0, (size_t)hd * sizeof *acc);
-    float m = -INFINITY; /* running maximum score */
-    float sum = 0.0f;    /* running softmax denominator, relative to m */
-    for (int p = 0; p < n_pos; p++) {
-        float s = k->dot_f16_f32(hd, kvcache_k(&en->kv, il, seq, p) + (size_t)kvh * hd, qh) * scale;
-        float ms = 1.0f, vs = 1.0f;
-        if (s > m) {
-            ms = expf(m - s);
-            m = s;
-            for (int i = 0; i < hd; i++)
-                acc[i] *= ms;
-            k->f32_to_f16_row(acc, h16, hd);
-            k->f16_to_f32_row(h16, acc, hd);
-        } else {
-            vs = expf(s - m);
-        }
-        k->axpy_f16_f32(hd, vs, kvcache_v(&en->kv, il, seq, p) + (size_t)kvh * hd, acc);
-        k->f32_to_f16_row(acc, h16, hd);
-        k->f16_to_f32_row(h16, acc, hd);
-        sum = sum * ms + vs;
-    }
-    float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
-    float *out = en->s.att + (size_t)t * hp->dim + (size_t)h * hd;
-    for (int i = 0; i < hd; i++)
-        out[i] = acc[i] * inv;
+    (void)ith;
+    en->k->attn_f16(hd, en->s.q + (size_t)t * hp->dim + (size_t)h * hd,
+                    kvcache_k(&en->kv, il, seq, 0) + (size_t)kvh * hd,
+                    kvcache_v(&en->kv, il, seq, 0) + (size_t)kvh * hd, (size_t)en->kv.kv_dim,
+                    b->pos[t] + 1, 1.0f / sqrtf((float)hd),
+                    en->s.att + (size_t)t * hp->dim + (size_t)h * hd);
 }
 
 static void
@@ -361,20 +409,113 @@ attention_worker(void *arg, int ith, int nth)
     struct att_job *j = arg;
     int n_head = j->en->m->hp.n_head;
     int lo, hi;
-    pool_split(j->n_items, 1, ith, nth, &lo, &hi);
-    for (int i = lo; i < hi; i++)
-        attention_head(j->en, j->b, j->il, i / n_head, i % n_head, ith);
+    while (claim(&j->next, j->n_items, nth, 1, &lo, &hi))
+        for (int i = lo; i < hi; i++)
+            attention_head(j->en, j->b, j->il, i / n_head, i % n_head, ith);
+}
+
+/* The tiled path: work items are (KV head, block of consecutive tokens of one sequence); the
+ * query rows of an item are its tokens x the heads sharing that KV head, so each key and value
+ * is converted once per item for all of them. Threads take items from a shared counter,
+ * latest tokens (the most positions) first, so the causal triangle spreads evenly. */
+struct att_item {
+    int t0, t1;   /* tokens [t0, t1) of one sequence */
+    int kvh;      /* KV head */
+};
+
+struct att_tiled_job {
+    struct engine *en;         /* borrowed */
+    const struct batch *b;     /* chunk */
+    int il;                    /* layer */
+    int n_items;               /* items in en->s.att_items */
+    _Atomic int next;          /* next item to take */
+};
+
+static void
+attention_item(struct engine *en, const struct batch *b, int il, const struct att_item *it,
+               int ith)
+{
+    const struct model_hparams *hp = &en->m->hp;
+    int hd = hp->head_dim;
+    int group = hp->n_head / hp->n_head_kv;
+    int seq = b->seq ? b->seq[it->t0] : 0;
+    const float *q[KERN_ATTN_MAX_ROWS];
+    float *out[KERN_ATTN_MAX_ROWS];
+    int n_pos[KERN_ATTN_MAX_ROWS];
+    int n = 0;
+    for (int t = it->t0; t < it->t1; t++)
+        for (int j = 0; j < group; j++) {
+            size_t off = (size_t)t * hp->dim + (size_t)(it->kvh * group + j) * hd;
+            q[n] = en->s.q + off;
+            out[n] = en->s.att + off;
+            n_pos[n] = b->pos[t] + 1;
+            n++;
+        }
+    struct kern_attn a = {
+        .hd = hd,
+        .n_rows = n,
+        .q = q,
+        .out = out,
+        .n_pos = n_pos,
+        .k = kvcache_k(&en->kv, il, seq, 0) + (size_t)it->kvh * hd,
+        .v = kvcache_v(&en->kv, il, seq, 0) + (size_t)it->kvh * hd,
+        .kv_stride = (size_t)en->kv.kv_dim,
+        .scale = 1.0f / sqrtf((float)hd),
+        .scratch = en->s.att_tile[ith],
+    };
+    en->k->attn_f32(&a);
+}
+
+static void
+attention_tiled_worker(void *arg, int ith, int nth)
+{
+    struct att_tiled_job *j = arg;
+    (void)nth;
+    for (;;) {
+        int i = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (i >= j->n_items)
+            break;
+        attention_item(j->en, j->b, j->il, &j->en->s.att_items[j->n_items - 1 - i], ith);
+    }
+}
+
+static void
+attention_tiled(struct engine *en, const struct batch *b, int il)
+{
+    const struct model_hparams *hp = &en->m->hp;
+    int group = hp->n_head / hp->n_head_kv;
+    int per = KERN_ATTN_MAX_ROWS / group > 0 ? KERN_ATTN_MAX_ROWS / group : 1;
+    int n_items = 0;
+    for (int t0 = 0; t0 < b->n_tokens;) {
+        int seq = b->seq ? b->seq[t0] : 0;
+        int t1 = t0 + 1;
+        while (t1 < b->n_tokens && t1 - t0 < per && (b->seq ? b->seq[t1] : 0) == seq)
+            t1++;
+        for (int h = 0; h < hp->n_head_kv; h++)
+            en->s.att_items[n_items++] = (struct att_item){t0, t1, h};
+        t0 = t1;
+    }
+    struct att_tiled_job j = {.en = en, .b = b, .il = il, .n_items = n_items};
+    atomic_init(&j.next, 0);
+    pool_run_dynamic(&en->pool, attention_tiled_worker, &j);
 }
 
 static void
 attention(struct engine *en, const struct batch *b, int il)
 {
-    struct att_job j = {en, b, il, b->n_tokens * en->m->hp.n_head};
-    double work = (double)j.n_items * en->m->hp.head_dim * 2 * (b->pos[b->n_tokens - 1] + 1);
+    if (b->n_tokens >= ATT_TILED_MIN_TOKENS && en->m->hp.head_dim % ATT_TILED_HEAD_MULTIPLE == 0 &&
+        en->m->hp.n_head / en->m->hp.n_head_kv <= KERN_ATTN_MAX_ROWS) {
+        attention_tiled(en, b, il);
+        return;
+    }
+    struct att_job j = {.en = en, .b = b, .il = il, .n_items = b->n_tokens * en->m->hp.n_head};
+    atomic_init(&j.next, 0);
+    /* per position and element: a dot and an axpy, and the accumulator's two F16 roundings */
+    double work = (double)j.n_items * en->m->hp.head_dim * 8 * (b->pos[b->n_tokens - 1] + 1);
     if (work < PAR_MIN_WORK)
         attention_worker(&j, 0, 1);
     else
-        pool_run(&en->pool, attention_worker, &j);
+        pool_run_dynamic(&en->pool, attention_worker, &j);
 }
 
 /* ===== The forward pass over one chunk of at most n_batch tokens =============================== */
@@ -472,8 +613,6 @@ engine_init(struct engine *en, const struct model *m, const struct engine_opts *
         n_batch = (int)((long long)n_ctx * n_seq);
     if (hp->head_dim > 1024)
         return al_errf(e, AL_EUNSUPPORTED, "head size %d above 1024", hp->head_dim);
-    if (n_ctx < hp->head_dim)
-        n_ctx = hp->head_dim; /* the per-thread attention row doubles as the accumulator */
 
     en->k = kern_select(o->kernels, e);
     if (!en->k)
@@ -509,7 +648,6 @@ engine_init(struct engine *en, const struct model *m, const struct engine_opts *
     s->att = scratch_f32(nb, (size_t)hp->dim);
     s->hb = scratch_f32(nb, (size_t)hp->n_ff);
     s->hb2 = scratch_f32(nb, (size_t)hp->n_ff);
-    s->scores = scratch_f32((size_t)n_threads, (size_t)n_ctx);
     s->qh = scratch_f32((size_t)n_threads, (size_t)(hp->head_dim > hp->n_rot ? hp->head_dim
                                                                             : hp->n_rot));
     /* F32 activations are the widest row any activation type needs */
@@ -517,6 +655,30 @@ engine_init(struct engine *en, const struct model *m, const struct engine_opts *
     s->xq_bytes = nb * (size_t)widest * sizeof(float);
     for (int i = 0; i < MAX_GROUP; i++)
         s->xq[i] = xaligned_alloc(64, s->xq_bytes);
+    if (en->k->gemm_tiled) {
+        /* sums: at most one entry per 16 elements; scratch: the widest panel of any matrix */
+        size_t xs_bytes = nb * (size_t)(widest / 16) * sizeof(struct kern_xsum);
+        for (int i = 0; i < MAX_GROUP; i++)
+            s->xs[i] = xaligned_alloc(64, xs_bytes);
+        size_t tb = en->k->tiled_scratch(m->output.type, (int)m->output.ne0);
+        for (int il = 0; il < hp->n_layer; il++) {
+            const struct model_layer *L = &m->layers[il];
+            const struct model_tensor *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo,
+                                               &L->w_gate, &L->w_up, &L->w_down};
+            for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) {
+                size_t b = en->k->tiled_scratch(ws[i]->type, (int)ws[i]->ne0);
+                tb = b > tb ? b : tb;
+            }
+        }
+        s->tiled_bytes = (tb + 63) / 64 * 64;
+        s->tiled = xcalloc((size_t)n_threads, sizeof *s->tiled);
+        for (int i = 0; i < n_threads; i++)
+            s->tiled[i] = xaligned_alloc(64, s->tiled_bytes > 0 ? s->tiled_bytes : 64);
+    }
+    s->att_items = xcalloc(nb * (size_t)hp->n_head_kv, sizeof *s->att_items);
+    s->att_tile = xcalloc((size_t)n_threads, sizeof *s->att_tile);
+    for (int i = 0; i < n_threads; i++)
+        s->att_tile[i] = xaligned_alloc(64, kern_attn_scratch_floats(hp->head_dim) * sizeof(float));
     s->out_rows = xcalloc(nb, sizeof *s->out_rows);
     s->n_past_tmp = xcalloc((size_t)n_seq, sizeof *s->n_past_tmp);
     s->flags = xcalloc(nb, sizeof *s->flags);
@@ -543,10 +705,20 @@ engine_free(struct engine *en)
     free(s->att);
     free(s->hb);
     free(s->hb2);
-    free(s->scores);
     free(s->qh);
-    for (int i = 0; i < MAX_GROUP; i++)
+    for (int i = 0; i < MAX_GROUP; i++) {
         free(s->xq[i]);
+        free(s->xs[i]);
+    }
+    if (s->tiled)
+        for (int i = 0; i < en->n_threads; i++)
+            free(s->tiled[i]);
+    free(s->tiled);
+    if (s->att_tile)
+        for (int i = 0; i < en->n_threads; i++)
+            free(s->att_tile[i]);
+    free(s->att_tile);
+    free(s->att_items);
     free(s->out_rows);
     free(s->n_past_tmp);
     free(s->flags);

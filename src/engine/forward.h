@@ -15,6 +15,8 @@
 #include "engine/pool.h"
 #include "util/err.h"
 
+struct att_item;
+
 struct batch {
     int n_tokens;              /* entries in each array below */
     const int32_t *token;      /* borrowed, token ids in [0, n_vocab) */
@@ -45,10 +47,15 @@ struct fwd_scratch {
     float *att;      /* (n_batch, dim) attention output before wo */
     float *hb;       /* (n_batch, n_ff) gate, then swiglu result */
     float *hb2;      /* (n_batch, n_ff) up */
-    float *scores;   /* (n_threads, n_ctx) attention weights, one row per thread */
     float *qh;       /* (n_threads, head_dim) query rounded to F16 precision, per thread */
     void *xq[3];     /* quantized activations, up to 3 distinct types per matmul group */
     size_t xq_bytes; /* capacity of each xq buffer */
+    struct kern_xsum *xs[3]; /* (n_batch, blocks) activation sums for gemm_tiled, one buffer per
+                              * distinct weight type of a matmul group; NULL without gemm_tiled */
+    void **tiled;    /* (n_threads) gemm_tiled scratch per thread, tiled_bytes each, or NULL */
+    size_t tiled_bytes; /* capacity of each tiled scratch */
+    struct att_item *att_items; /* (n_batch * n_head_kv) work items of the tiled attention */
+    float **att_tile; /* (n_threads) attn_f32 scratch per thread */
     int *out_rows;   /* (n_batch) batch indices whose logits are wanted */
     int *n_past_tmp; /* (n_seq) slot lengths while a batch is validated */
     int8_t *flags;   /* (n_batch) "last token only" logits flags for split batches */

@@ -1,10 +1,13 @@
-/* pool.c -- fork-join thread pool: generation counter, spin-then-sleep wait.
- * Why spin first: a decode step issues ~10 runs per layer, each a few microseconds long; a
- * futex wake per run would cost as much as the work. Why sleep after: an idle server must not
- * burn the cores the other processes need. */
+/* pool.c -- fork-join thread pool: generation counter, spin-yield-sleep wait.
+ * Why spin first: a decode step issues ~5 runs per layer with a few microseconds of serial
+ * work between them; a futex wake per run would cost as much as the work. Why yield next: a
+ * longer gap usually means the caller lost its core to another process, and spinning on would
+ * keep a core from whoever could use it (on a 2-core machine under load that halved decode
+ * speed). Why sleep last: an idle server must not burn the cores other processes need. */
 #include "engine/pool.h"
 
 #include <sched.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +15,10 @@
 
 #include "util/xalloc.h"
 
-#define SPIN_ITERS 200000 /* ~0.5-1 ms of pause instructions before a worker sleeps */
+#define SPIN_ITERS 2000   /* ~50 us of pause instructions (25-60 ns each): the serial gaps */
+#define YIELD_ITERS 1000  /* then ~1-2 ms of sched_yield before a worker sleeps */
+#define POOL_CLOSED (1ull << 31)          /* dyn: the caller is done, late workers skip */
+#define POOL_INSIDE ((1ull << 31) - 1)    /* dyn: workers inside the run's fn */
 
 static inline void
 cpu_relax(void)
@@ -43,6 +49,10 @@ worker_main(void *v)
                 cpu_relax();
                 continue;
             }
+            if (spins < SPIN_ITERS + YIELD_ITERS) {
+                sched_yield();
+                continue;
+            }
             pthread_mutex_lock(&p->mu);
             atomic_fetch_add(&p->n_sleeping, 1);
             while (atomic_load(&p->gen) == seen && !atomic_load(&p->stop))
@@ -54,8 +64,26 @@ worker_main(void *v)
         if (atomic_load(&p->stop))
             return NULL;
         seen = g;
+        if (!(g & 1u)) {  /* static run: the caller waits for every worker */
+            p->fn(p->arg, wa.ith, p->n_threads);
+            atomic_fetch_add_explicit(&p->n_done, 1, memory_order_acq_rel);
+            continue;
+        }
+        /* dynamic run: enter only while run g is still open; once inside, fn and arg stay
+         * valid until we leave, as the caller waits for the count to drop to zero */
+        unsigned long long d = atomic_load_explicit(&p->dyn, memory_order_acquire);
+        bool in = false;
+        while ((unsigned)(d >> 32) == g && !(d & POOL_CLOSED)) {
+            if (atomic_compare_exchange_weak_explicit(&p->dyn, &d, d + 1, memory_order_acq_rel,
+                                                      memory_order_acquire)) {
+                in = true;
+                break;
+            }
+        }
+        if (!in)
+            continue;
         p->fn(p->arg, wa.ith, p->n_threads);
-        atomic_fetch_add_explicit(&p->n_done, 1, memory_order_acq_rel);
+        atomic_fetch_sub_explicit(&p->dyn, 1, memory_order_release);
     }
 }
 
@@ -85,6 +113,46 @@ pool_init(struct pool *p, int n_threads, struct al_err *e)
     return 0;
 }
 
+/* Publish run fn(arg) under the next gen (dynamic: bit 0 set) and wake sleeping workers. */
+static void
+start_run(struct pool *p, pool_fn fn, void *arg, bool dynamic)
+{
+    p->fn = fn;
+    p->arg = arg;
+    unsigned g = ((atomic_load_explicit(&p->gen, memory_order_relaxed) >> 1) + 1) << 1 |
+                 (dynamic ? 1u : 0u);
+    if (dynamic)  /* open, nobody inside; before gen, so a worker seeing g finds it open */
+        atomic_store_explicit(&p->dyn, (unsigned long long)g << 32, memory_order_release);
+    else
+        atomic_store_explicit(&p->n_done, 0, memory_order_relaxed);
+    atomic_store(&p->gen, g); /* seq_cst: pairs with the sleeper count below */
+    if (atomic_load(&p->n_sleeping) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+    }
+}
+
+void
+pool_run_dynamic(struct pool *p, pool_fn fn, void *arg)
+{
+    if (p->n_threads <= 1) {
+        fn(arg, 0, 1);
+        return;
+    }
+    start_run(p, fn, arg, true);
+    fn(arg, 0, p->n_threads);
+    /* close the run: from here on no worker enters; wait for those inside */
+    atomic_fetch_or_explicit(&p->dyn, POOL_CLOSED, memory_order_acq_rel);
+    int spins = 0;
+    while (atomic_load_explicit(&p->dyn, memory_order_acquire) & POOL_INSIDE) {
+        if (++spins < SPIN_ITERS)
+            cpu_relax();
+        else
+            sched_yield();
+    }
+}
+
 void
 pool_run(struct pool *p, pool_fn fn, void *arg)
 {
@@ -92,15 +160,7 @@ pool_run(struct pool *p, pool_fn fn, void *arg)
         fn(arg, 0, 1);
         return;
     }
-    p->fn = fn;
-    p->arg = arg;
-    atomic_store_explicit(&p->n_done, 0, memory_order_relaxed);
-    atomic_fetch_add(&p->gen, 1); /* seq_cst: pairs with the sleeper count below */
-    if (atomic_load(&p->n_sleeping) > 0) {
-        pthread_mutex_lock(&p->mu);
-        pthread_cond_broadcast(&p->cv);
-        pthread_mutex_unlock(&p->mu);
-    }
+    start_run(p, fn, arg, false);
     fn(arg, 0, p->n_threads);
     int want = p->n_threads - 1;
     int spins = 0;

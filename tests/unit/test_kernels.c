@@ -120,7 +120,28 @@ fill_acts(float *x, int n, uint64_t *s)
     }
 }
 
-/* Compare table k with ref on one configuration. */
+/* Run table k's gemm (variant 0) or gemm_tiled (variant 1) on one configuration. */
+static void
+run_variant(const struct kern *k, int variant, enum ggml_type wt, const uint8_t *w, size_t wrow,
+            int n, int r0, int r1, const uint8_t *xq, size_t xrow, int n_tok, float *out, int ld)
+{
+    if (variant == 0) {
+        k->gemm(wt, w, wrow, n, r0, r1, xq, n_tok, out, ld);
+        return;
+    }
+    int xsb = kern_xsum_block(wt);
+    size_t nxs = xsb ? (size_t)(n / xsb) : 0;
+    struct kern_xsum *xs = xmalloc(sizeof *xs * (nxs * (size_t)n_tok + 1));
+    for (int t = 0; t < n_tok; t++)
+        kern_act_sums(wt, xq + t * xrow, n, xs + t * nxs);
+    size_t sb = k->tiled_scratch(wt, n);
+    void *scratch = xaligned_alloc(64, sb ? sb : 64);
+    k->gemm_tiled(wt, w, wrow, n, r0, r1, xq, xs, n_tok, out, ld, scratch);
+    free(xs);
+    free(scratch);
+}
+
+/* Compare table k (gemm, and gemm_tiled where it has one) with ref on one configuration. */
 static void
 check_gemm(const struct kern *k, enum ggml_type wt, int n, int rows, int r0, int r1, int n_tok,
            uint64_t *s)
@@ -144,35 +165,41 @@ check_gemm(const struct kern *k, enum ggml_type wt, int n, int rows, int r0, int
     if (memcmp(xq, xq2, xrow * n_tok) != 0)
         fail_msg("%s: quantize_row to %s differs from ref (n %d)", k->name, ggml_type_name(at), n);
     for (int i = 0; i < rows * n_tok; i++)
-        o1[i] = o2[i] = -12345.0f;
+        o1[i] = -12345.0f;
     ref->gemm(wt, w, wrow, n, r0, r1, xq, n_tok, o1, rows);
-    k->gemm(wt, w, wrow, n, r0, r1, xq, n_tok, o2, rows);
-    for (int t = 0; t < n_tok; t++) {
-        ref->dequantize_row(at, xq + t * xrow, xd, n);
-        for (int r = 0; r < rows; r++) {
-            float a = o1[t * rows + r], b = o2[t * rows + r];
-            if (r < r0 || r >= r1) {
-                if (a != -12345.0f || b != -12345.0f)
-                    fail_msg("%s %s: wrote outside rows [%d,%d): row %d", k->name,
-                             ggml_type_name(wt), r0, r1, r);
-                continue;
+    for (int variant = 0; variant < (k->gemm_tiled ? 2 : 1); variant++) {
+        const char *vname = variant ? "gemm_tiled" : "gemm";
+        for (int i = 0; i < rows * n_tok; i++)
+            o2[i] = -12345.0f;
+        run_variant(k, variant, wt, w, wrow, n, r0, r1, xq, xrow, n_tok, o2, rows);
+        for (int t = 0; t < n_tok; t++) {
+            ref->dequantize_row(at, xq + t * xrow, xd, n);
+            for (int r = 0; r < rows; r++) {
+                float a = o1[t * rows + r], b = o2[t * rows + r];
+                if (r < r0 || r >= r1) {
+                    if (a != -12345.0f || b != -12345.0f)
+                        fail_msg("%s %s %s: wrote outside rows [%d,%d): row %d", k->name, vname,
+                                 ggml_type_name(wt), r0, r1, r);
+                    continue;
+                }
+                ref->dequantize_row(wt, w + r * wrow, wd, n);
+                double mag = 0.0;
+                for (int j = 0; j < n; j++)
+                    mag += fabs((double)wd[j] * xd[j]);
+                /* the reference itself must agree with the dequantized float dot */
+                double exact = 0.0;
+                for (int j = 0; j < n; j++)
+                    exact += (double)wd[j] * xd[j];
+                /* Q8_1 carries d*sum(q) rounded to half: the min term is that coarse */
+                double tol_exact = at == GGML_TYPE_Q8_1 ? 2e-3 : 1e-5;
+                if (!(fabs(exact - a) <= tol_exact * mag + 1e-30))
+                    fail_msg("ref %s n %d row %d tok %d: %.9g vs dequantized dot %.9g (mag %g)",
+                             ggml_type_name(wt), n, r, t, a, exact, mag);
+                if (!(fabs((double)a - b) <= tol_for(wt) * mag + 1e-30))
+                    fail_msg("%s %s %s n %d rows [%d,%d) n_tok %d: row %d tok %d: %.9g vs ref "
+                             "%.9g (mag %g)", k->name, vname, ggml_type_name(wt), n, r0, r1,
+                             n_tok, r, t, b, a, mag);
             }
-            ref->dequantize_row(wt, w + r * wrow, wd, n);
-            double mag = 0.0;
-            for (int j = 0; j < n; j++)
-                mag += fabs((double)wd[j] * xd[j]);
-            /* the reference itself must agree with the dequantized float dot */
-            double exact = 0.0;
-            for (int j = 0; j < n; j++)
-                exact += (double)wd[j] * xd[j];
-            /* Q8_1 carries d*sum(q) rounded to half: the min term is that coarse */
-            double tol_exact = at == GGML_TYPE_Q8_1 ? 2e-3 : 1e-5;
-            if (!(fabs(exact - a) <= tol_exact * mag + 1e-30))
-                fail_msg("ref %s n %d row %d tok %d: %.9g vs dequantized dot %.9g (mag %g)",
-                         ggml_type_name(wt), n, r, t, a, exact, mag);
-            if (!(fabs((double)a - b) <= tol_for(wt) * mag + 1e-30))
-                fail_msg("%s %s n %d rows [%d,%d) n_tok %d: row %d tok %d: %.9g vs ref %.9g (mag %g)",
-                         k->name, ggml_type_name(wt), n, r0, r1, n_tok, r, t, b, a, mag);
         }
     }
     free(w); free(x); free(xq); free(xq2); free(o1); free(o2); free(wd); free(xd);
@@ -212,6 +239,81 @@ gemm_matches_ref_every_table(void **state)
             check_gemm(k, wt, ns[0], 9, 0, 9, 8, &s);  /* exact tiles */
         }
     }
+}
+
+/* The packed-panel path at the sizes where its tiling shows: ranges spanning several panels
+ * that start and end inside one, a lane group left empty, token counts around its micro
+ * tile (6) including 1, and whole panels and tiles exactly. */
+static void
+gemm_tiled_panels_and_tails(void **state)
+{
+    (void)state;
+    uint64_t s = 7;
+    for (size_t ni = 0; ni < 3; ni++) {
+        static const char *names[] = { "ref", "avx2", "avx512" };
+        const struct kern *k = table_or_null(names[ni]);
+        if (!k || !k->gemm_tiled)
+            continue;
+        assert_true(k->tiled_rows > 0 && k->tiled_min_tok(GGML_TYPE_Q8_0) > 0);
+        for (size_t ti = 0; ti < N_TYPES; ti++) {
+            enum ggml_type wt = all_types[ti];
+            int be = kern_block_elems(wt) == 1 ? 32 : kern_block_elems(wt);
+            int n = be == 256 ? 512 : 96;
+            check_gemm(k, wt, n, 75, 3, 70, 13, &s);   /* 3 panels, both ends partial */
+            check_gemm(k, wt, n, 40, 0, 17, 6, &s);    /* second lane group: one row */
+            check_gemm(k, wt, n, 64, 0, 64, 12, &s);   /* whole panels, whole tiles */
+            check_gemm(k, wt, n, 33, 32, 33, 1, &s);   /* one row, one token */
+            check_gemm(k, wt, n, 50, 10, 41, 7, &s);   /* one panel + tail, 6 + 1 tokens */
+        }
+    }
+}
+
+/* kern_act_sums on hand-made blocks: the offset correction, the scale and the min factor. */
+static void
+act_sums_known_values(void **state)
+{
+    (void)state;
+    struct blk_q8_0 a[2];
+    memset(a, 0, sizeof a);
+    a[0].d = q_f32_to_f16(0.5f);
+    a[1].d = q_f32_to_f16(-2.0f);
+    for (int j = 0; j < 32; j++) {
+        a[0].qs[j] = (int8_t)(j - 10);   /* sum 176 */
+        a[1].qs[j] = (int8_t)-127;       /* sum -4064 */
+    }
+    struct kern_xsum xs[2];
+    kern_act_sums(GGML_TYPE_Q8_0, a, 64, xs);
+    assert_int_equal(xs[0].c, -128 * 176);
+    assert_int_equal(xs[1].c, 128 * 4064);
+    assert_true(xs[0].d == 0.5f && xs[1].d == -2.0f && xs[0].m == 0.0f);
+    kern_act_sums(GGML_TYPE_Q4_0, a, 64, xs);
+    assert_int_equal(xs[0].c, -8 * 176);
+    kern_act_sums(GGML_TYPE_Q5_0, a, 64, xs);
+    assert_int_equal(xs[1].c, 16 * 4064);
+
+    struct blk_q8_1 b;
+    memset(&b, 0, sizeof b);
+    b.d = q_f32_to_f16(0.25f);
+    b.s = q_f32_to_f16(3.0f);
+    kern_act_sums(GGML_TYPE_Q4_1, &b, 32, xs);
+    assert_true(xs[0].c == 0 && xs[0].d == 0.25f && xs[0].m == 3.0f);
+
+    struct blk_q8_k kb;
+    memset(&kb, 0, sizeof kb);
+    kb.d = 0.125f;
+    for (int g = 0; g < 16; g++)
+        kb.bsums[g] = (int16_t)(g * 10 - 50);
+    struct kern_xsum ks[16];
+    kern_act_sums(GGML_TYPE_Q4_K, &kb, 256, ks);
+    for (int j = 0; j < 8; j++)
+        assert_true(ks[j].c == 0 && ks[j].d == 0.125f &&
+                    ks[j].m == 0.125f * (float)(kb.bsums[2 * j] + kb.bsums[2 * j + 1]));
+    kern_act_sums(GGML_TYPE_Q6_K, &kb, 256, ks);
+    for (int g = 0; g < 16; g++)
+        assert_true(ks[g].c == -32 * kb.bsums[g] && ks[g].d == 0.125f && ks[g].m == 0.0f);
+    assert_int_equal(kern_xsum_block(GGML_TYPE_Q6_K), 16);
+    assert_int_equal(kern_xsum_block(GGML_TYPE_Q8_0), 32);
+    assert_int_equal(kern_xsum_block(GGML_TYPE_F16), 0);
 }
 
 static void
@@ -475,6 +577,145 @@ float_helpers_match_ref(void **state)
     free(a); free(b); free(y1); free(y2); free(h);
 }
 
+/* attn_f32 of every table against ref: head sizes 16..128, one to KERN_ATTN_MAX_ROWS rows,
+ * rows ending at different positions (tiles partly or wholly past a row's end, a single
+ * position), keys and values with large and tiny magnitudes, an interleaved cache stride. */
+static void
+attn_matches_ref(void **state)
+{
+    (void)state;
+    static const char *names[] = { "avx2", "avx512" };
+    static const int hds[] = { 16, 64, 128 };
+    static const int rows[] = { 1, 3, 8, 33, KERN_ATTN_MAX_ROWS };
+    uint64_t s = 99;
+    enum { MAXPOS = 150, STRIDE_HEADS = 3 };
+    for (size_t hi = 0; hi < 3; hi++) {
+        int hd = hds[hi];
+        size_t stride = (size_t)hd * STRIDE_HEADS;
+        uint16_t *k = xmalloc(sizeof *k * stride * MAXPOS), *v = xmalloc(sizeof *v * stride * MAXPOS);
+        for (size_t i = 0; i < stride * MAXPOS; i++) {
+            k[i] = q_f32_to_f16(rng_unit(&s) * (i % 101 == 7 ? 20.0f : 2.0f));
+            v[i] = q_f32_to_f16(rng_unit(&s) * (i % 89 == 3 ? 100.0f : 1.0f));
+        }
+        float *q = xmalloc(sizeof(float) * hd * KERN_ATTN_MAX_ROWS);
+        float *o1 = xmalloc(sizeof(float) * hd * KERN_ATTN_MAX_ROWS);
+        float *o2 = xmalloc(sizeof(float) * hd * KERN_ATTN_MAX_ROWS);
+        float *scratch = xaligned_alloc(64, kern_attn_scratch_floats(hd) * sizeof(float));
+        for (int i = 0; i < hd * KERN_ATTN_MAX_ROWS; i++)
+            q[i] = rng_unit(&s) * 1.5f;
+        for (size_t ri = 0; ri < sizeof rows / sizeof rows[0]; ri++) {
+            int nr = rows[ri];
+            const float *qp[KERN_ATTN_MAX_ROWS];
+            float *p1[KERN_ATTN_MAX_ROWS], *p2[KERN_ATTN_MAX_ROWS];
+            int n_pos[KERN_ATTN_MAX_ROWS];
+            for (int r = 0; r < nr; r++) {
+                qp[r] = q + (size_t)r * hd;
+                p1[r] = o1 + (size_t)r * hd;
+                p2[r] = o2 + (size_t)r * hd;
+                /* causal-looking ends, a few short rows and one single position */
+                n_pos[r] = r == 0 ? 1 : (r % 5 == 2 ? 7 : MAXPOS - nr + r);
+            }
+            struct kern_attn a = { .hd = hd, .n_rows = nr, .q = qp, .out = p1, .n_pos = n_pos,
+                                   .k = k + hd, .v = v + hd, .kv_stride = stride,
+                                   .scale = 1.0f / sqrtf((float)hd), .scratch = scratch };
+            kern_ref()->attn_f32(&a);
+            for (size_t ni = 0; ni < 2; ni++) {
+                const struct kern *kt = table_or_null(names[ni]);
+                if (!kt)
+                    continue;
+                a.out = p2;
+                kt->attn_f32(&a);
+                a.out = p1;
+                for (int r = 0; r < nr; r++) {
+                    double mag = 0.0;
+                    for (int i = 0; i < hd; i++)
+                        mag = fmax(mag, fabs(p1[r][i]));
+                    for (int i = 0; i < hd; i++)
+                        if (!(fabs((double)p1[r][i] - p2[r][i]) <= 1e-5 * mag + 1e-7))
+                            fail_msg("%s attn_f32 hd %d rows %d: row %d (n_pos %d) [%d] %.9g vs "
+                                     "ref %.9g", kt->name, hd, nr, r, n_pos[r], i, p2[r][i],
+                                     p1[r][i]);
+                }
+            }
+        }
+        free(k); free(v); free(q); free(o1); free(o2); free(scratch);
+    }
+}
+
+/* attn_f16 of every table equals, bit for bit, the same table's dot_f16_f32, axpy_f16_f32 and
+ * F16 row conversions composed as the reference composes its own (what forward.c did before the
+ * loop was fused), and stays close to ref: head sizes with and without 16/8-element tails,
+ * single and many positions, a strided cache. */
+static void
+attn_f16_composes_table_helpers(void **state)
+{
+    (void)state;
+    static const char *names[] = { "ref", "avx2", "avx512" };
+    static const int hds[] = { 8, 24, 64, 72, 128, 13 };
+    static const int poss[] = { 1, 2, 37, 300 };
+    uint64_t s = 5;
+    enum { STRIDE = 3 * 128 + 8, MAXPOS = 300 };
+    uint16_t *k = xmalloc(sizeof *k * STRIDE * MAXPOS), *v = xmalloc(sizeof *v * STRIDE * MAXPOS);
+    for (size_t i = 0; i < (size_t)STRIDE * MAXPOS; i++) {
+        k[i] = q_f32_to_f16(rng_unit(&s) * (i % 97 == 3 ? 8.0f : 1.5f));
+        v[i] = q_f32_to_f16(rng_unit(&s) * (i % 89 == 5 ? 50.0f : 1.0f));
+    }
+    float q[128], o1[128], o2[128], o3[128], qh[128], acc[128];
+    uint16_t h16[128];
+    for (size_t ni = 0; ni < 3; ni++) {
+        const struct kern *kt = table_or_null(names[ni]);
+        if (!kt)
+            continue;
+        for (size_t hi = 0; hi < sizeof hds / sizeof hds[0]; hi++)
+            for (size_t pi = 0; pi < sizeof poss / sizeof poss[0]; pi++) {
+                int hd = hds[hi], np = poss[pi];
+                float scale = 1.0f / sqrtf((float)hd);
+                for (int i = 0; i < hd; i++)
+                    q[i] = rng_unit(&s) * 2.0f;
+                kt->attn_f16(hd, q, k + 5, v + 5, STRIDE, np, scale, o1);
+                /* the composition */
+                kt->f32_to_f16_row(q, h16, hd);
+                kt->f16_to_f32_row(h16, qh, hd);
+                memset(acc, 0, sizeof acc);
+                float m = -INFINITY, sum = 0.0f;
+                for (int p = 0; p < np; p++) {
+                    float sc = kt->dot_f16_f32(hd, k + 5 + (size_t)p * STRIDE, qh) * scale;
+                    float ms = 1.0f, vs = 1.0f;
+                    if (sc > m) {
+                        ms = expf(m - sc);
+                        m = sc;
+                        for (int i = 0; i < hd; i++)
+                            acc[i] *= ms;
+                        kt->f32_to_f16_row(acc, h16, hd);
+                        kt->f16_to_f32_row(h16, acc, hd);
+                    } else {
+                        vs = expf(sc - m);
+                    }
+                    kt->axpy_f16_f32(hd, vs, v + 5 + (size_t)p * STRIDE, acc);
+                    kt->f32_to_f16_row(acc, h16, hd);
+                    kt->f16_to_f32_row(h16, acc, hd);
+                    sum = sum * ms + vs;
+                }
+                float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
+                for (int i = 0; i < hd; i++)
+                    o2[i] = acc[i] * inv;
+                if (memcmp(o1, o2, sizeof(float) * (size_t)hd) != 0)
+                    fail_msg("%s attn_f16 hd %d n_pos %d differs from its own helpers", kt->name,
+                             hd, np);
+                kern_ref()->attn_f16(hd, q, k + 5, v + 5, STRIDE, np, scale, o3);
+                double mag = 0.0;
+                for (int i = 0; i < hd; i++)
+                    mag = fmax(mag, fabs(o3[i]));
+                for (int i = 0; i < hd; i++)
+                    if (!(fabs((double)o1[i] - o3[i]) <= 4e-3 * mag + 1e-6))
+                        fail_msg("%s attn_f16 hd %d n_pos %d [%d]: %g vs ref %g", kt->name, hd, np,
+                                 i, o1[i], o3[i]);
+            }
+    }
+    free(k);
+    free(v);
+}
+
 static void
 select_honours_force(void **state)
 {
@@ -606,6 +847,13 @@ real_files_dequantize_and_gemm(void **state)
                     if (!(fabsf(o1[i] - o2[i]) <= 1e-4f * (fabsf(o1[i]) + 1.0f)))
                         fail_msg("%s %s: %s gemm %g vs ref %g", files[fi], name, tabs[ki]->name,
                                  o2[i], o1[i]);
+                if (!tabs[ki]->gemm_tiled)
+                    continue;
+                run_variant(tabs[ki], 1, t->type, t->data, wrb, n, 0, rows, xq, xrb, 3, o2, rows);
+                for (int i = 0; i < rows * 3; i++)
+                    if (!(fabsf(o1[i] - o2[i]) <= 1e-4f * (fabsf(o1[i]) + 1.0f)))
+                        fail_msg("%s %s: %s gemm_tiled %g vs ref %g", files[fi], name,
+                                 tabs[ki]->name, o2[i], o1[i]);
             }
             free(x); free(xq); free(a); free(b);
             checked++;
@@ -628,7 +876,11 @@ main(void)
         cmocka_unit_test(select_honours_force),
         cmocka_unit_test(quantize_ties_identical),
         cmocka_unit_test(float_helpers_match_ref),
+        cmocka_unit_test(attn_matches_ref),
+        cmocka_unit_test(attn_f16_composes_table_helpers),
         cmocka_unit_test(gemm_matches_ref_every_table),
+        cmocka_unit_test(gemm_tiled_panels_and_tails),
+        cmocka_unit_test(act_sums_known_values),
         cmocka_unit_test(real_files_dequantize_and_gemm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -20,4 +20,6 @@ const struct kern kern_table_avx2 = {
     .rmsnorm = simd_rmsnorm,
     .softmax = simd_softmax,
     .swiglu = simd_swiglu,
+    .attn_f32 = simd_attn_f32,
+    .attn_f16 = simd_attn_f16,
 };

@@ -2,8 +2,9 @@
  * instruction set (scalar reference, AVX2, AVX-512), picked once at startup by kern_select and
  * then reached only through the table (the model never contains #ifdef __AVX2__).
  *
- * Owns: activation quantization, quantized matrix x matrix products (gemm), dequantization,
- * the float helpers attention and the norms use. Does not own threading (the caller splits
+ * Owns: activation quantization, quantized matrix x matrix products (gemm, and gemm_tiled for
+ * long batches), dequantization, attention over an F16 cache (attn_f16 for decode, attn_f32
+ * for long batches), the float helpers the norms use. Does not own threading (the caller splits
  * rows across its pool: every entry point is pure and thread-safe on disjoint outputs), model
  * semantics, or file parsing. Block layouts are the published GGUF/ggml ones (quant.h).
  *
@@ -54,6 +55,51 @@ size_t kern_row_bytes(enum ggml_type t, int64_t n);
  * n > 0, n a multiple of the block size, n <= INT32_MAX. AL_EUNSUPPORTED / AL_EFORMAT. */
 int kern_check_row(enum ggml_type wt, int64_t n, struct al_err *e);
 
+/* ===== Activation sums for the packed-panel prefill gemm ============================= */
+
+/* What a packed-panel gemm (struct kern's gemm_tiled) reads for each block of an activation
+ * row besides its int8 values. Derived exactly from the quantized row, so it changes no
+ * numerics: the integer correction is exact, the two floats are the row's own scale and the
+ * factor ggml's dot already applies to a weight's min. */
+struct kern_xsum {
+    int32_t c;  /* -offset * (sum of the block's int8 values), offset being what the packed
+                 * weight codes add to the signed values (Q8_0: 128, Q4_0: 8, Q5_0: 16, Q6_K: 32;
+                 * 0 for the types with a min), so the integer block sum starts from c */
+    float d;    /* the block's activation scale */
+    float m;    /* the weight min's factor: Q8_1's s, Q8_K's d * (sum of the 32 values); else 0 */
+};
+
+/* Elements per kern_xsum entry for weight type wt: 16 for Q6_K (one scale per 16), 32 for the
+ * other quantized types, 0 for F32/F16/BF16 (no sums). */
+int kern_xsum_block(enum ggml_type wt);
+
+/* Fill xs[0 .. n / kern_xsum_block(wt)) from one activation row xq of type kern_act_type(wt)
+ * and n elements (as quantize_row wrote it). Scalar: it reads each activation byte once per
+ * matrix group, next to n_rows multiply-adds per byte in the gemm. No-op for float types. */
+void kern_act_sums(enum ggml_type wt, const void *xq, int n, struct kern_xsum *xs);
+
+/* ===== Attention over a block of query rows (prefill) ================================ */
+
+#define KERN_ATTN_MAX_ROWS 64  /* query rows per attn_f32 call */
+#define KERN_ATTN_TILE 32      /* positions per tile in the SIMD tables' attn_f32 */
+
+/* One call of attn_f32: causal attention of n_rows query rows against one KV head. */
+struct kern_attn {
+    int hd;                   /* head size, a multiple of 16 */
+    int n_rows;               /* 1..KERN_ATTN_MAX_ROWS */
+    const float *const *q;    /* borrowed, n_rows query rows of hd floats */
+    float *const *out;        /* borrowed, n_rows output rows of hd floats */
+    const int *n_pos;         /* borrowed, per row: it attends positions [0, n_pos[r]), >= 1 */
+    const uint16_t *k;        /* borrowed, F16 key of position 0; position p at k + p*kv_stride */
+    const uint16_t *v;        /* borrowed, F16 value of position 0, same stride */
+    size_t kv_stride;         /* elements between consecutive positions */
+    float scale;              /* score = scale * (q . k) */
+    float *scratch;           /* kern_attn_scratch_floats(hd) floats, 64-byte aligned, private */
+};
+
+/* Floats of scratch one attn_f32 call needs. */
+size_t kern_attn_scratch_floats(int hd);
+
 /* ===== The table ===================================================================== */
 
 struct kern {
@@ -77,6 +123,37 @@ struct kern {
      * left untouched (callers check with kern_check_row at load time). */
     void (*gemm)(enum ggml_type wt, const void *W, size_t w_row_bytes, int n, int r0, int r1,
                  const void *xq, int n_tok, float *out, int ld_out);
+
+    /* Prefill over packed panels, NULL in tables without one: the same contract and result as
+     * gemm (up to float summation order), for n_tok >= tiled_min_tok(wt). Also reads xs, the
+     * n_tok rows of kern_act_sums (each n / kern_xsum_block(wt) entries, contiguous), and
+     * uses scratch (tiled_scratch(wt, n) bytes, 64-byte aligned, private to the calling
+     * thread) to repack weight rows once per call into the layout its inner loop wants, so
+     * give one call all the tokens. Rows are packed tiled_rows at a time: give each thread a
+     * multiple of that (any range works; a partial panel costs a full one). */
+    void (*gemm_tiled)(enum ggml_type wt, const void *W, size_t w_row_bytes, int n, int r0,
+                       int r1, const void *xq, const struct kern_xsum *xs, int n_tok,
+                       float *out, int ld_out, void *scratch);
+    size_t (*tiled_scratch)(enum ggml_type wt, int n);
+    int (*tiled_min_tok)(enum ggml_type wt);  /* fewest tokens for which gemm_tiled beats gemm */
+    int tiled_rows;     /* rows per packed panel */
+
+    /* Attention as llama.cpp's tiled CPU flash attention computes it (its path for batches of
+     * 64+ tokens): F32 query, scores, softmax and accumulator over F16 keys and values,
+     * out[r] = sum_p softmax_p(scale * q[r].k_p) v_p over p < n_pos[r]. ref: one position at
+     * a time with an online softmax; SIMD: tiles of KERN_ATTN_TILE positions (keys converted
+     * and transposed once per tile for all rows) with the same online softmax per tile. */
+    void (*attn_f32)(const struct kern_attn *a);
+
+    /* Attention of one query row against one KV head as llama.cpp's default CPU flash
+     * attention computes it (decode and batches under 64 tokens): q rounded to F16; for each
+     * position p < n_pos: s = scale * (q . k_p); online softmax; acc = acc * rescale + weight *
+     * v_p, rounded to F16 after every update; out = acc / sum. K and V rows (F16) at k + p *
+     * kv_stride, v + p * kv_stride; hd <= 1024. Every table gives exactly what its own
+     * dot_f16_f32, axpy_f16_f32 and F16 row conversions composed in that order give (the SIMD
+     * tables fuse the loop and keep the accumulator in registers). */
+    void (*attn_f16)(int hd, const float *q, const uint16_t *k, const uint16_t *v,
+                     size_t kv_stride, int n_pos, float scale, float *out);
 
     /* dst[0..n) = the values of one row of type t (any weight or activation type above). */
     void (*dequantize_row)(enum ggml_type t, const void *src, float *dst, int n);

@@ -448,6 +448,49 @@ ref_gemm(enum ggml_type wt, const void *w, size_t w_row_bytes, int n, int r0, in
     }
 }
 
+/* ===== Activation sums ================================================================= */
+
+void
+kern_act_sums(enum ggml_type wt, const void *xq, int n, struct kern_xsum *xs)
+{
+    int off = wt == GGML_TYPE_Q8_0 ? 128 : wt == GGML_TYPE_Q4_0 ? 8 : wt == GGML_TYPE_Q5_0 ? 16
+            : wt == GGML_TYPE_Q6_K ? 32 : 0;
+    switch (wt) {
+    case GGML_TYPE_Q4_0: case GGML_TYPE_Q5_0: case GGML_TYPE_Q8_0:
+        for (int i = 0; i < n / QK8_0; i++) {
+            const struct blk_q8_0 *b = (const struct blk_q8_0 *)xq + i;
+            int s = 0;
+            for (int j = 0; j < QK8_0; j++)
+                s += b->qs[j];
+            xs[i] = (struct kern_xsum){-off * s, q_f16_to_f32(b->d), 0.0f};
+        }
+        break;
+    case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_1:
+        for (int i = 0; i < n / QK8_1; i++) {
+            const struct blk_q8_1 *b = (const struct blk_q8_1 *)xq + i;
+            xs[i] = (struct kern_xsum){0, q_f16_to_f32(b->d), q_f16_to_f32(b->s)};
+        }
+        break;
+    case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K:
+        for (int i = 0; i < n / QK_K; i++) {
+            const struct blk_q8_k *b = (const struct blk_q8_k *)xq + i;
+            for (int j = 0; j < 8; j++)
+                xs[8 * i + j] = (struct kern_xsum){
+                    0, b->d, b->d * (float)(b->bsums[2 * j] + b->bsums[2 * j + 1])};
+        }
+        break;
+    case GGML_TYPE_Q6_K:
+        for (int i = 0; i < n / QK_K; i++) {
+            const struct blk_q8_k *b = (const struct blk_q8_k *)xq + i;
+            for (int j = 0; j < 16; j++)
+                xs[16 * i + j] = (struct kern_xsum){-off * b->bsums[j], b->d, 0.0f};
+        }
+        break;
+    default:
+        break;
+    }
+}
+
 /* ===== Float helpers =================================================================== */
 
 float
@@ -534,6 +577,78 @@ ref_swiglu(float *g, const float *u, int n)
         g[j] = g[j] / (1.0f + expf(-g[j])) * u[j];
 }
 
+/* The specification of attn_f16: the reference helpers composed step by step. */
+void
+ref_attn_f16(int hd, const float *q, const uint16_t *k, const uint16_t *v, size_t kv_stride,
+             int n_pos, float scale, float *out)
+{
+    float qh[1024], acc[1024];
+    uint16_t h16[1024];
+    ref_f32_to_f16_row(q, h16, hd);
+    ref_f16_to_f32_row(h16, qh, hd);
+    memset(acc, 0, (size_t)hd * sizeof *acc);
+    float m = -INFINITY, sum = 0.0f;
+    for (int p = 0; p < n_pos; p++) {
+        float s = ref_dot_f16_f32(hd, k + (size_t)p * kv_stride, qh) * scale;
+        float ms = 1.0f, vs = 1.0f;
+        if (s > m) {
+            ms = expf(m - s);
+            m = s;
+            for (int i = 0; i < hd; i++)
+                acc[i] *= ms;
+            ref_f32_to_f16_row(acc, h16, hd);
+            ref_f16_to_f32_row(h16, acc, hd);
+        } else {
+            vs = expf(s - m);
+        }
+        ref_axpy_f16_f32(hd, vs, v + (size_t)p * kv_stride, acc);
+        ref_f32_to_f16_row(acc, h16, hd);
+        ref_f16_to_f32_row(h16, acc, hd);
+        sum = sum * ms + vs;
+    }
+    float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
+    for (int i = 0; i < hd; i++)
+        out[i] = acc[i] * inv;
+}
+
+/* One position at a time: score, online softmax (rescale the accumulator when the maximum
+ * grows), accumulate the value; divide by the sum at the end. */
+void
+ref_attn_f32(const struct kern_attn *a)
+{
+    int hd = a->hd;
+    float *acc = a->scratch;
+    for (int r = 0; r < a->n_rows; r++) {
+        const float *q = a->q[r];
+        float m = -INFINITY, sum = 0.0f;
+        for (int i = 0; i < hd; i++)
+            acc[i] = 0.0f;
+        for (int p = 0; p < a->n_pos[r]; p++) {
+            const uint16_t *k = a->k + (size_t)p * a->kv_stride;
+            const uint16_t *v = a->v + (size_t)p * a->kv_stride;
+            float s = 0.0f;
+            for (int i = 0; i < hd; i++)
+                s += q[i] * q_f16_to_f32(k[i]);
+            s *= a->scale;
+            float ms = 1.0f, vs = 1.0f;
+            if (s > m) {
+                ms = expf(m - s);
+                m = s;
+                for (int i = 0; i < hd; i++)
+                    acc[i] *= ms;
+            } else {
+                vs = expf(s - m);
+            }
+            for (int i = 0; i < hd; i++)
+                acc[i] += vs * q_f16_to_f32(v[i]);
+            sum = sum * ms + vs;
+        }
+        float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
+        for (int i = 0; i < hd; i++)
+            a->out[r][i] = acc[i] * inv;
+    }
+}
+
 const struct kern kern_table_ref = {
     .name = "ref",
     .quantize_row = ref_quantize_row,
@@ -548,4 +663,6 @@ const struct kern kern_table_ref = {
     .rmsnorm = ref_rmsnorm,
     .softmax = ref_softmax,
     .swiglu = ref_swiglu,
+    .attn_f32 = ref_attn_f32,
+    .attn_f16 = ref_attn_f16,
 };

@@ -91,6 +91,28 @@ kern_row_bytes(enum ggml_type t, int64_t n)
 }
 
 int
+kern_xsum_block(enum ggml_type wt)
+{
+    switch (wt) {
+    case GGML_TYPE_Q4_0: case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_0: case GGML_TYPE_Q5_1:
+    case GGML_TYPE_Q8_0: case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K:
+        return 32;
+    case GGML_TYPE_Q6_K:
+        return 16;
+    default:
+        return 0;
+    }
+}
+
+size_t
+kern_attn_scratch_floats(int hd)
+{
+    /* transposed key tile, value tile, scores of every row, accumulators, max and sum */
+    size_t t = KERN_ATTN_TILE, r = KERN_ATTN_MAX_ROWS, h = (size_t)(hd > 0 ? hd : 0);
+    return 2 * t * h + r * t + r * h + 2 * r + 16;
+}
+
+int
 kern_check_row(enum ggml_type wt, int64_t n, struct al_err *e)
 {
     if (!kern_weight_supported(wt))
@@ -205,6 +227,28 @@ fill_weights(enum ggml_type wt, uint8_t *w, size_t bytes, uint64_t *s)
     }
 }
 
+/* Table k's gemm (variant 0) or packed-panel gemm_tiled (variant 1, with its activation sums
+ * and scratch) over all rows and tokens. */
+static void
+check_gemm_run(const struct kern *k, int variant, enum ggml_type wt, const uint8_t *w,
+               size_t wrow, int n, int rows, const uint8_t *xq, size_t xrow, int n_tok, float *out)
+{
+    if (variant == 0) {
+        k->gemm(wt, w, wrow, n, 0, rows, xq, n_tok, out, rows);
+        return;
+    }
+    int xsb = kern_xsum_block(wt);
+    int nxs = xsb ? n / xsb : 0;
+    struct kern_xsum *xs = xmalloc(sizeof *xs * (size_t)(nxs * n_tok + 1));
+    for (int t = 0; t < n_tok; t++)
+        kern_act_sums(wt, xq + (size_t)t * xrow, n, xs + t * nxs);
+    size_t sb = k->tiled_scratch(wt, n);
+    void *scratch = xaligned_alloc(64, sb ? sb : 64);
+    k->gemm_tiled(wt, w, wrow, n, 0, rows, xq, xs, n_tok, out, rows, scratch);
+    free(xs);
+    free(scratch);
+}
+
 static int
 self_check(const struct kern *k, struct al_err *e)
 {
@@ -241,19 +285,22 @@ self_check(const struct kern *k, struct al_err *e)
             goto out;
         }
         ref->gemm(wt, w, wrow, N, 0, ROWS, xq, TOK, out_ref, ROWS);
-        k->gemm(wt, w, wrow, N, 0, ROWS, xq, TOK, out_k, ROWS);
-        for (int t = 0; t < TOK; t++) {
-            ref->dequantize_row(at, xq + t * xrow, xd, N);
-            for (int r = 0; r < ROWS; r++) {
-                ref->dequantize_row(wt, w + r * wrow, wd, N);
-                double mag = 0.0;
-                for (int j = 0; j < N; j++)
-                    mag += fabs((double)wd[j] * xd[j]);
-                float a = out_ref[t * ROWS + r], b = out_k[t * ROWS + r];
-                if (!(fabs((double)a - b) <= 1e-4 * mag + 1e-6)) {
-                    al_errf(e, AL_EINTERNAL, "kernels %s: self-check: gemm on type %d row %d token "
-                            "%d gives %g, reference %g", k->name, (int)wt, r, t, b, a);
-                    goto out;
+        for (int variant = 0; variant < (k->gemm_tiled ? 2 : 1); variant++) {
+            check_gemm_run(k, variant, wt, w, wrow, N, ROWS, xq, xrow, TOK, out_k);
+            for (int t = 0; t < TOK; t++) {
+                ref->dequantize_row(at, xq + t * xrow, xd, N);
+                for (int r = 0; r < ROWS; r++) {
+                    ref->dequantize_row(wt, w + r * wrow, wd, N);
+                    double mag = 0.0;
+                    for (int j = 0; j < N; j++)
+                        mag += fabs((double)wd[j] * xd[j]);
+                    float a = out_ref[t * ROWS + r], b = out_k[t * ROWS + r];
+                    if (!(fabs((double)a - b) <= 1e-4 * mag + 1e-6)) {
+                        al_errf(e, AL_EINTERNAL, "kernels %s: self-check: %s on type %d row %d "
+                                "token %d gives %g, reference %g", k->name,
+                                variant ? "gemm_tiled" : "gemm", (int)wt, r, t, b, a);
+                        goto out;
+                    }
                 }
             }
         }

@@ -2,9 +2,13 @@
  * avx512.c (never elsewhere), so both tables share one implementation and one set of tests.
  * The including file's ISA flags decide the primitives: with AVX-512 VNNI (+VL/BW) the u8 x s8
  * dot is one vpdpbusd and the scaled int16 dot one vpdpwssd, 32 vector registers allow
- * 4x4 tiles; on AVX2 they are maddubs + madd and tiles are smaller. Every operation stays
- * 256 bits wide: on the target cores 512-bit ops are split in two anyway, and ymm keeps the
- * clock up.
+ * 4x4 tiles; on AVX2 they are maddubs + madd and tiles are smaller. These gemm tiles stay
+ * 256 bits wide: their data comes in 32-byte blocks, and a lane layout that matches ggml's
+ * keeps decode logits equal to llama.cpp's. Where 512-bit vectors pay on a full-width core
+ * (AMD Zen 5: twice the VNNI and FMA work per instruction), the AVX-512 table uses them
+ * without changing results: K-quant decode (two 32-element chunks per instruction, halves
+ * added exactly in integers) and the prefill attention's FMAs; its packed-panel prefill gemm
+ * lives in avx512.c.
  *
  * How a gemm runs: rows are taken in chunks that stay in L2, tokens in groups of a tile's
  * width, and within a chunk rows in groups of its height; leftover tokens run one at a time
@@ -436,6 +440,115 @@ tilek(enum ggml_type wt, const uint8_t *const *w, const uint8_t *const *pf,
             res[r][t] = hsum_ps(acc[r][t]);
 }
 
+#if KS_VNNI
+/* Decode (one token) over K-quant super-blocks with 512-bit vectors: two 32-element chunks per
+ * instruction, so a super-block takes 4 maddubs + 4 vpdpwssd per row instead of 8 + 8 (decode
+ * of K-quants was compute-bound at about two thirds of a core's memory bandwidth). Lanes 0-7
+ * accumulate the even chunks and lanes 8-15 the odd ones with the same per-lane products as
+ * tilek; adding the two halves at the end of a super-block gives exactly tilek's 8 integer
+ * lanes, and the float steps after it are tilek's, so results are identical. */
+KS_INLINE void
+tilek_dec(enum ggml_type wt, const uint8_t *const *w, const uint8_t *const *pf,
+          const uint8_t *x, int nb, int rm, float res[KS_RMAX][KS_RNMAX])
+{
+    const int wbb = blkk_bytes(wt);
+    const bool q6 = wt == GGML_TYPE_Q6_K;
+    /* word permutations spreading the int16 scale(s) of chunks 2p and 2p+1 over a vector */
+    __m512i idx[4];
+#pragma GCC unroll 4
+    for (int p = 0; p < 4; p++) {
+        if (q6)  /* 16-element scales 4p .. 4p+3, eight words each */
+            idx[p] = _mm512_inserti64x4(
+                _mm512_castsi256_si512(_mm256_inserti128_si256(
+                    _mm256_castsi128_si256(_mm_set1_epi16((short)(4 * p))),
+                    _mm_set1_epi16((short)(4 * p + 1)), 1)),
+                _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16((short)(4 * p + 2))),
+                                        _mm_set1_epi16((short)(4 * p + 3)), 1), 1);
+        else     /* 32-element scales 2p, 2p+1, sixteen words each */
+            idx[p] = _mm512_inserti64x4(_mm512_set1_epi16((short)(2 * p)),
+                                        _mm256_set1_epi16((short)(2 * p + 1)), 1);
+    }
+    __m256 acc[KS_RMAX];
+#pragma GCC unroll 4
+    for (int r = 0; r < rm; r++)
+        acc[r] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const struct blk_q8_k *xb = (const struct blk_q8_k *)x + b;
+        __m256 dxv = _mm256_set1_ps(xb->d);
+        __m256i bs = load256(xb->bsums);
+        __m512i xv[4];  /* the activations, loaded once for the tile's rows */
+#pragma GCC unroll 4
+        for (int p = 0; p < 4; p++)
+            xv[p] = _mm512_loadu_si512((const void *)(xb->qs + 64 * p));
+#pragma GCC unroll 4
+        for (int r = 0; r < rm; r++) {
+            const uint8_t *wb = w[r] + (size_t)b * wbb;
+            if (pf)
+                for (int o = 0; o < wbb; o += 64)
+                    _mm_prefetch((const char *)pf[r] + (size_t)b * wbb + o, _MM_HINT_T0);
+            __m512i sc;        /* int16 scales in the low words */
+            __m256i mins16;    /* Q4_K/Q5_K: mins, each twice; Q6_K: the 16 scales */
+            __m256 dwv, dminv;
+            if (q6) {
+                const struct blk_q6_k *q = (const struct blk_q6_k *)wb;
+                __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)q->scales));
+                sc = _mm512_castsi256_si512(s16);
+                mins16 = s16;
+                dwv = _mm256_set1_ps(f16(q->d));
+                dminv = _mm256_setzero_ps();
+            } else {
+                const struct blk_q4_k *q = (const struct blk_q4_k *)wb;  /* same head as Q5_K */
+                uint8_t s8[8], m8[8];
+                k_scales(q->scales, s8, m8);
+                uint64_t sv, mv;
+                memcpy(&sv, s8, 8);
+                memcpy(&mv, m8, 8);
+                sc = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sv)));
+                __m128i m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mv));
+                mins16 = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_unpacklo_epi16(m16, m16)),
+                                                 _mm_unpackhi_epi16(m16, m16), 1);
+                dwv = _mm256_set1_ps(f16(q->d));
+                dminv = _mm256_set1_ps(f16(q->dmin));
+            }
+            __m512i iacc = _mm512_setzero_si512();
+            /* Q4_K: chunk 2p is the low nibbles of 32 bytes and chunk 2p+1 the high ones, so
+             * one broadcast load, a per-half word shift (0 | 4) and a mask give both */
+            const __m512i nib_shift = _mm512_inserti64x4(_mm512_setzero_si512(),
+                                                         _mm256_set1_epi16(4), 1);
+#pragma GCC unroll 4
+            for (int p = 0; p < 4; p++) {
+                __m512i u;
+                if (wt == GGML_TYPE_Q4_K)
+                    u = _mm512_and_si512(
+                        _mm512_srlv_epi16(_mm512_broadcast_i64x4(load256(
+                                              ((const struct blk_q4_k *)wb)->qs + 32 * p)),
+                                          nib_shift),
+                        _mm512_set1_epi8(0x0f));
+                else
+                    u = _mm512_inserti64x4(_mm512_castsi256_si512(codes_k(wt, wb, 2 * p)),
+                                           codes_k(wt, wb, 2 * p + 1), 1);
+                iacc = _mm512_dpwssd_epi32(iacc, _mm512_maddubs_epi16(u, xv[p]),
+                                           _mm512_permutexvar_epi16(idx[p], sc));
+            }
+            __m256i i8 = _mm256_add_epi32(_mm512_castsi512_si256(iacc),
+                                          _mm512_extracti64x4_epi64(iacc, 1));
+            __m256i mterm = _mm256_madd_epi16(mins16, bs);
+            if (q6) {  /* codes are value + 32: remove 32 * sum(scale * bsum) */
+                __m256i i = _mm256_sub_epi32(i8, _mm256_slli_epi32(mterm, 5));
+                acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), _mm256_mul_ps(dwv, dxv), acc[r]);
+            } else {
+                acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i8), _mm256_mul_ps(dwv, dxv), acc[r]);
+                acc[r] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mterm), _mm256_mul_ps(dminv, dxv),
+                                          acc[r]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < rm; r++)
+        res[r][0] = hsum_ps(acc[r]);
+}
+#endif
+
 /* ===== Tiles over float rows (F32 F16 BF16) ============================================== */
 
 KS_INLINE __m256
@@ -534,9 +647,30 @@ run_tile(enum ggml_type wt, const uint8_t *wbase, size_t wrb, int n, int r, int 
     case GGML_TYPE_Q5_0: tile32(GGML_TYPE_Q5_0, w, pf, x, n / 32, rm, rn, res); break;
     case GGML_TYPE_Q5_1: tile32(GGML_TYPE_Q5_1, w, pf, x, n / 32, rm, rn, res); break;
     case GGML_TYPE_Q8_0: tile32(GGML_TYPE_Q8_0, w, pf, x, n / 32, rm, rn, res); break;
+#if KS_VNNI
+    case GGML_TYPE_Q4_K:
+        if (rn == 1)
+            tilek_dec(GGML_TYPE_Q4_K, w, pf, x[0], n / QK_K, rm, res);
+        else
+            tilek(GGML_TYPE_Q4_K, w, pf, x, n / QK_K, rm, rn, res);
+        break;
+    case GGML_TYPE_Q5_K:
+        if (rn == 1)
+            tilek_dec(GGML_TYPE_Q5_K, w, pf, x[0], n / QK_K, rm, res);
+        else
+            tilek(GGML_TYPE_Q5_K, w, pf, x, n / QK_K, rm, rn, res);
+        break;
+    case GGML_TYPE_Q6_K:
+        if (rn == 1)
+            tilek_dec(GGML_TYPE_Q6_K, w, pf, x[0], n / QK_K, rm, res);
+        else
+            tilek(GGML_TYPE_Q6_K, w, pf, x, n / QK_K, rm, rn, res);
+        break;
+#else
     case GGML_TYPE_Q4_K: tilek(GGML_TYPE_Q4_K, w, pf, x, n / QK_K, rm, rn, res); break;
     case GGML_TYPE_Q5_K: tilek(GGML_TYPE_Q5_K, w, pf, x, n / QK_K, rm, rn, res); break;
     case GGML_TYPE_Q6_K: tilek(GGML_TYPE_Q6_K, w, pf, x, n / QK_K, rm, rn, res); break;
+#endif
     case GGML_TYPE_F32: tilef(GGML_TYPE_F32, w, pf, x, n, rm, rn, res); break;
     case GGML_TYPE_F16: tilef(GGML_TYPE_F16, w, pf, x, n, rm, rn, res); break;
     case GGML_TYPE_BF16: tilef(GGML_TYPE_BF16, w, pf, x, n, rm, rn, res); break;
@@ -901,4 +1035,344 @@ simd_swiglu(float *g, const float *u, int n)
     }
     for (; j < n; j++)
         g[j] = g[j] / (1.0f + expf(-g[j])) * u[j];
+}
+
+/* ===== Attention of one query row, F16 accumulator (decode) =============================== */
+
+/* acc rounded to F16 and back, as f32_to_f16_row then f16_to_f32_row do it. */
+KS_INLINE void
+round_f16_row(float *acc, int hd)
+{
+    int j = 0;
+    for (; j + 8 <= hd; j += 8)
+        _mm256_storeu_ps(acc + j, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(acc + j),
+                                                                  _MM_FROUND_TO_NEAREST_INT)));
+    for (; j < hd; j++)
+        acc[j] = f16(q_f32_to_f16(acc[j]));
+}
+
+/* The loop of attention_head fused: the operations of simd_dot_f16_f32, simd_axpy_f16_f32 and
+ * the F16 round trips in the same order (so the same bits), without the calls and the
+ * accumulator's trips through memory. Inlined with a constant hd, the compiler keeps acc in
+ * registers. */
+KS_INLINE void
+attn_f16_body(int hd, const float *q, const uint16_t *k, const uint16_t *v, size_t kv_stride,
+              int n_pos, float scale, float *out)
+{
+    float qh[1024], acc[1024];
+    for (int j = 0; j < hd; j++)
+        acc[j] = q[j];
+    round_f16_row(acc, hd);
+    for (int j = 0; j < hd; j++) {
+        qh[j] = acc[j];
+        acc[j] = 0.0f;
+    }
+    float m = -INFINITY, sum = 0.0f;
+    for (int p = 0; p < n_pos; p++) {
+        const uint16_t *kp = k + (size_t)p * kv_stride, *vp = v + (size_t)p * kv_stride;
+        /* simd_dot_f16_f32(hd, kp, qh) */
+        __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+        int j = 0;
+        for (; j + 16 <= hd; j += 16) {
+            s0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kp + j))),
+                                 _mm256_loadu_ps(qh + j), s0);
+            s1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kp + j + 8))),
+                                 _mm256_loadu_ps(qh + j + 8), s1);
+        }
+        for (; j + 8 <= hd; j += 8)
+            s0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kp + j))),
+                                 _mm256_loadu_ps(qh + j), s0);
+        float s = hsum_ps(_mm256_add_ps(s0, s1));
+        for (; j < hd; j++)
+            s += f16(kp[j]) * qh[j];
+        s *= scale;
+        float ms = 1.0f, vs = 1.0f;
+        if (s > m) {
+            ms = expf(m - s);
+            m = s;
+            for (int i = 0; i < hd; i++)
+                acc[i] *= ms;
+            round_f16_row(acc, hd);
+        } else {
+            vs = expf(s - m);
+        }
+        /* simd_axpy_f16_f32(hd, vs, vp, acc), then the F16 round trip */
+        __m256 av = _mm256_set1_ps(vs);
+        for (j = 0; j + 8 <= hd; j += 8)
+            _mm256_storeu_ps(acc + j, _mm256_fmadd_ps(av, _mm256_cvtph_ps(_mm_loadu_si128(
+                                                          (const __m128i *)(vp + j))),
+                                                      _mm256_loadu_ps(acc + j)));
+        for (; j < hd; j++)
+            acc[j] += vs * f16(vp[j]);
+        round_f16_row(acc, hd);
+        sum = sum * ms + vs;
+    }
+    float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
+    for (int i = 0; i < hd; i++)
+        out[i] = acc[i] * inv;
+}
+
+static void
+simd_attn_f16(int hd, const float *q, const uint16_t *k, const uint16_t *v, size_t kv_stride,
+              int n_pos, float scale, float *out)
+{
+    /* the common head sizes get their own copy with the size known */
+    if (hd == 64)
+        attn_f16_body(64, q, k, v, kv_stride, n_pos, scale, out);
+    else if (hd == 128)
+        attn_f16_body(128, q, k, v, kv_stride, n_pos, scale, out);
+    else
+        attn_f16_body(hd, q, k, v, kv_stride, n_pos, scale, out);
+}
+
+/* ===== Attention over a block of query rows (prefill) ===================================== */
+
+/* Scores and the probability-weighted sum of values are plain F32 FMAs over registers: the
+ * AVX-512 table runs them 16 lanes wide (its unit is full width), the AVX2 table 8 wide.
+ * Conversions and transposes stay 256-bit (not the hot part). */
+#if KS_VNNI
+typedef __m512 vf;
+#define VF_N 16
+#define KA_RB 8  /* query rows per register tile: 8 x 2 accumulators of 32 registers */
+#define vf_zero() _mm512_setzero_ps()
+#define vf_load(p) _mm512_loadu_ps(p)
+#define vf_store(p, v) _mm512_storeu_ps((p), (v))
+#define vf_set1(x) _mm512_set1_ps(x)
+#define vf_fmadd(a, b, c) _mm512_fmadd_ps((a), (b), (c))
+#define vf_mul(a, b) _mm512_mul_ps((a), (b))
+#define vf_add(a, b) _mm512_add_ps((a), (b))
+#define vf_sub(a, b) _mm512_sub_ps((a), (b))
+#define vf_hsum(v) _mm512_reduce_add_ps(v)
+#else
+typedef __m256 vf;
+#define VF_N 8
+#define KA_RB 4  /* query rows per register tile: 4 x 2 accumulators of 16 registers */
+#define vf_zero() _mm256_setzero_ps()
+#define vf_load(p) _mm256_loadu_ps(p)
+#define vf_store(p, v) _mm256_storeu_ps((p), (v))
+#define vf_set1(x) _mm256_set1_ps(x)
+#define vf_fmadd(a, b, c) _mm256_fmadd_ps((a), (b), (c))
+#define vf_mul(a, b) _mm256_mul_ps((a), (b))
+#define vf_add(a, b) _mm256_add_ps((a), (b))
+#define vf_sub(a, b) _mm256_sub_ps((a), (b))
+#define vf_hsum(v) hsum_ps(v)
+#endif
+#define KA_T KERN_ATTN_TILE  /* positions per tile */
+#define KA_W (2 * VF_N)      /* positions (scores) or columns (values) per register pass */
+_Static_assert(KA_T % KA_W == 0, "a tile is whole register passes");
+
+/* e^x for VF_N floats: exp_ps, once per 8-lane half where the vector is wider. */
+KS_INLINE vf
+vf_exp(vf x)
+{
+#if KS_VNNI
+    __m256 lo = exp_ps(_mm512_castps512_ps256(x));
+    __m256 hi = exp_ps(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)));
+    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)),
+                                               _mm256_castps_pd(hi), 1));
+#else
+    return exp_ps(x);
+#endif
+}
+
+/* In-place 8x8 transpose: row i of the input becomes column i. */
+KS_INLINE void
+transpose8_ps(__m256 r[8])
+{
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xee);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xee);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xee);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xee);
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+/* Keys of positions [p0, p0+np) as kt[d][p] (floats, zero past np) and values as vt[p][d]
+ * (zero rows past np, so a zero probability never meets a stale Inf). */
+static void
+attn_load_tile(const struct kern_attn *a, int p0, int np, float *kt, float *vt)
+{
+    const int hd = a->hd;
+    for (int pb = 0; pb < KA_T; pb += 8)
+        for (int d = 0; d < hd; d += 8) {
+            __m256 r8[8];
+            for (int i = 0; i < 8; i++)
+                r8[i] = pb + i < np
+                    ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a->k +
+                          (size_t)(p0 + pb + i) * a->kv_stride + d)))
+                    : _mm256_setzero_ps();
+            transpose8_ps(r8);
+            for (int i = 0; i < 8; i++)
+                _mm256_storeu_ps(kt + (size_t)(d + i) * KA_T + pb, r8[i]);
+        }
+    for (int p = 0; p < KA_T; p++) {
+        float *row = vt + (size_t)p * hd;
+        if (p < np)
+            simd_f16_to_f32_row(a->v + (size_t)(p0 + p) * a->kv_stride, row, hd);
+        else
+            memset(row, 0, (size_t)hd * sizeof *row);
+    }
+}
+
+/* Scores of up to KA_RB rows against the tile: ps[r][p] = scale * q[r] . kt[.][p]. */
+KS_INLINE void
+attn_scores(const struct kern_attn *a, const float *kt, int r0, int rb, float *ps)
+{
+    const int hd = a->hd;
+    const vf sc = vf_set1(a->scale);
+    for (int h = 0; h < KA_T; h += KA_W) {
+        vf acc[KA_RB][2];
+#pragma GCC unroll 8
+        for (int i = 0; i < KA_RB; i++)
+            acc[i][0] = acc[i][1] = vf_zero();
+        for (int d = 0; d < hd; d++) {
+            vf k0 = vf_load(kt + (size_t)d * KA_T + h);
+            vf k1 = vf_load(kt + (size_t)d * KA_T + h + VF_N);
+#pragma GCC unroll 8
+            for (int i = 0; i < KA_RB; i++) {
+                if (i < rb) {
+                    vf qv = vf_set1(a->q[r0 + i][d]);
+                    acc[i][0] = vf_fmadd(qv, k0, acc[i][0]);
+                    acc[i][1] = vf_fmadd(qv, k1, acc[i][1]);
+                }
+            }
+        }
+#pragma GCC unroll 8
+        for (int i = 0; i < KA_RB; i++) {
+            if (i < rb) {
+                vf_store(ps + (size_t)i * KA_T + h, vf_mul(acc[i][0], sc));
+                vf_store(ps + (size_t)i * KA_T + h + VF_N, vf_mul(acc[i][1], sc));
+            }
+        }
+    }
+}
+
+/* Online softmax step for one row over its lim valid scores in s (lim may be <= 0: the row is
+ * past its last position): rescales the accumulator o when the maximum grows, turns s into
+ * probabilities (0 past lim) and adds them to the running sum. */
+static void
+attn_softmax_row(float *s, int lim, float *o, int hd, float *mx, float *sum)
+{
+    if (lim <= 0) {
+        memset(s, 0, KA_T * sizeof *s);
+        return;
+    }
+    if (lim > KA_T)
+        lim = KA_T;
+    float tmax = -INFINITY;
+    for (int p = 0; p < lim; p++)
+        tmax = s[p] > tmax ? s[p] : tmax;
+    float mnew = tmax > *mx ? tmax : *mx;
+    if (mnew > *mx) {
+        float ms = expf(*mx - mnew);
+        vf mv = vf_set1(ms);
+        for (int i = 0; i < hd; i += VF_N)
+            vf_store(o + i, vf_mul(vf_load(o + i), mv));
+        *sum *= ms;
+        *mx = mnew;
+    }
+    const vf mv = vf_set1(mnew);
+    for (int p = 0; p < KA_T; p += VF_N)
+        vf_store(s + p, vf_exp(vf_sub(vf_load(s + p), mv)));
+    for (int p = lim; p < KA_T; p++)
+        s[p] = 0.0f;  /* past the row's last position (or the tile's) */
+    vf acc = vf_zero();
+    for (int p = 0; p < KA_T; p += VF_N)
+        acc = vf_add(acc, vf_load(s + p));
+    *sum += vf_hsum(acc);
+}
+
+/* o[r] += sum_p ps[r][p] * vt[p] for up to KA_RB rows, KA_W columns at a time. */
+KS_INLINE void
+attn_accumulate(const float *vt, int np, int hd, const float *ps, int rb, float *o)
+{
+    for (int c = 0; c < hd; c += KA_W) {
+        int two = c + KA_W <= hd;  /* a head of 16 floats on 16 lanes: one vector per row */
+        vf acc[KA_RB][2];
+#pragma GCC unroll 8
+        for (int i = 0; i < KA_RB; i++) {
+            acc[i][0] = acc[i][1] = vf_zero();
+            if (i < rb) {
+                acc[i][0] = vf_load(o + (size_t)i * hd + c);
+                if (two)
+                    acc[i][1] = vf_load(o + (size_t)i * hd + c + VF_N);
+            }
+        }
+        for (int p = 0; p < np; p++) {
+            vf v0 = vf_load(vt + (size_t)p * hd + c);
+            vf v1 = two ? vf_load(vt + (size_t)p * hd + c + VF_N) : vf_zero();
+#pragma GCC unroll 8
+            for (int i = 0; i < KA_RB; i++) {
+                if (i < rb) {
+                    vf pv = vf_set1(ps[(size_t)i * KA_T + p]);
+                    acc[i][0] = vf_fmadd(pv, v0, acc[i][0]);
+                    acc[i][1] = vf_fmadd(pv, v1, acc[i][1]);
+                }
+            }
+        }
+#pragma GCC unroll 8
+        for (int i = 0; i < KA_RB; i++) {
+            if (i < rb) {
+                vf_store(o + (size_t)i * hd + c, acc[i][0]);
+                if (two)
+                    vf_store(o + (size_t)i * hd + c + VF_N, acc[i][1]);
+            }
+        }
+    }
+}
+
+/* Tiles of KA_T positions: each tile's keys and values are converted once for all rows, then
+ * per group of KA_RB rows: scores from registers, the online softmax update, and the
+ * probability-weighted values into the row accumulators. */
+static void
+simd_attn_f32(const struct kern_attn *a)
+{
+    const int hd = a->hd, nr = a->n_rows;
+    float *kt = a->scratch;                                 /* [hd][KA_T] */
+    float *vt = kt + (size_t)hd * KA_T;                     /* [KA_T][hd] */
+    float *ps = vt + (size_t)KA_T * hd;                     /* [rows][KA_T] */
+    float *o = ps + (size_t)KERN_ATTN_MAX_ROWS * KA_T;      /* [rows][hd] */
+    float *mx = o + (size_t)KERN_ATTN_MAX_ROWS * hd;        /* [rows] running maximum */
+    float *sum = mx + KERN_ATTN_MAX_ROWS;                   /* [rows] running sum */
+    int maxpos = 0;
+    for (int r = 0; r < nr; r++) {
+        maxpos = a->n_pos[r] > maxpos ? a->n_pos[r] : maxpos;
+        mx[r] = -INFINITY;
+        sum[r] = 0.0f;
+        memset(o + (size_t)r * hd, 0, (size_t)hd * sizeof *o);
+    }
+    for (int p0 = 0; p0 < maxpos; p0 += KA_T) {
+        int np = maxpos - p0 < KA_T ? maxpos - p0 : KA_T;
+        attn_load_tile(a, p0, np, kt, vt);
+        for (int r0 = 0; r0 < nr; r0 += KA_RB) {
+            int rb = nr - r0 < KA_RB ? nr - r0 : KA_RB;
+            bool any = false;
+            for (int i = 0; i < rb; i++)
+                any |= a->n_pos[r0 + i] > p0;
+            if (!any)
+                continue;
+            float *pr = ps + (size_t)r0 * KA_T;
+            attn_scores(a, kt, r0, rb, pr);
+            for (int i = 0; i < rb; i++)
+                attn_softmax_row(pr + (size_t)i * KA_T, a->n_pos[r0 + i] - p0,
+                                 o + (size_t)(r0 + i) * hd, hd, &mx[r0 + i], &sum[r0 + i]);
+            attn_accumulate(vt, np, hd, pr, rb, o + (size_t)r0 * hd);
+        }
+    }
+    for (int r = 0; r < nr; r++) {
+        float inv = sum[r] == 0.0f ? 0.0f : 1.0f / sum[r];
+        vf iv = vf_set1(inv);
+        for (int i = 0; i < hd; i += VF_N)
+            vf_store(a->out[r] + i, vf_mul(vf_load(o + (size_t)r * hd + i), iv));
+    }
 }
