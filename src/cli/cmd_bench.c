@@ -312,6 +312,7 @@ cmd_bench(int argc, char **argv)
             break;
         case OPT_JSON:
             json = true;
+            ec.progress = false; /* stderr stays clean for --json runs */
             break;
         case 'h':
             cli_print_usage("bench", stdout);
