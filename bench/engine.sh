@@ -3,7 +3,9 @@
 # one run. Builds the peer with ../shared/tools/build-llama-cpp.sh (cached under ~/.cache) and
 # random-weight models in real shapes with ../shared/tools/make-random-llama.py, quantized by
 # the peer's llama-quantize (cached). Prints pp/tg tok/s for both, the ratios, and the decode
-# memory-bandwidth bound (model bytes per token / measured read bandwidth).
+# memory-bandwidth bound (model bytes per token / measured read bandwidth). The bandwidth is
+# measured again right before each model's runs: on a machine shared with other work it moves
+# by +-20 % within minutes, and a bound from another moment says little.
 # Env: THREADS (2), PP (512), TG (128), REPS (3), PRESETS ("smollm2-135m tinyllama-1.1b"),
 #      QUANTS ("Q8_0 Q4_K_M").
 set -euo pipefail
@@ -22,7 +24,6 @@ bin=$(bash "$SHARED/tools/build-llama-cpp.sh" | tail -1)
   $sudo apt-get install -y -qq python3-numpy >/dev/null; }
 
 cc -O2 -pthread -o "$cache/membw" "$ROOT/bench/membw.c"
-bw=$("$cache/membw" "$THREADS")
 
 rows=()
 for p in $PRESETS; do
@@ -30,31 +31,33 @@ for p in $PRESETS; do
   for q in $QUANTS; do
     m="$cache/$p-$q.gguf"
     [ -f "$m" ] || "$bin/llama-quantize" "$cache/$p-f16.gguf" "$m" "$q" >/dev/null 2>&1
+    bw=$("$cache/membw" "$THREADS")
     peer=$("$bin/llama-bench" -m "$m" -t "$THREADS" -p "$PP" -n "$TG" -r "$REPS" -o json 2>/dev/null)
     ours=$("$AIRLOCK" bench "$m" -t "$THREADS" -p "$PP" -n "$TG" -r "$REPS" --json 2>/dev/null)
-    rows+=("$(printf '%s\t%s\t%s\t%s\t%s' "$p" "$q" "$(stat -c %s "$m")" "$peer" "$ours" | tr -d '\n')")
+    rows+=("$(printf '%s\t%s\t%s\t%s\t%s\t%s' "$p" "$q" "$(stat -c %s "$m")" "$bw" "$peer" "$ours" | tr -d '\n')")
   done
 done
 
 printf '%s\n' "${rows[@]}" > "$cache/last-rows.tsv"
-BW="$bw" THREADS="$THREADS" PP="$PP" TG="$TG" /usr/bin/python3 -c '
+THREADS="$THREADS" PP="$PP" TG="$TG" /usr/bin/python3 -c '
 import json, os, sys
-bw = float(os.environ["BW"]); pp = int(os.environ["PP"]); tg = int(os.environ["TG"])
-print("threads %s, read bandwidth %.1f GB/s" % (os.environ["THREADS"], bw))
-print("| model | quant | size MiB | llama.cpp pp%d | airlock pp%d | ratio | llama.cpp tg%d | airlock tg%d | ratio | tg bound | airlock/bound |" % (pp, pp, tg, tg))
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+pp = int(os.environ["PP"]); tg = int(os.environ["TG"])
+print("threads %s; read bandwidth measured before each model (GB/s column)" % os.environ["THREADS"])
+print("| model | quant | size MiB | llama.cpp pp%d | airlock pp%d | ratio | llama.cpp tg%d | airlock tg%d | ratio | GB/s | tg bound | airlock/bound |" % (pp, pp, tg, tg))
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 def ts(rows, want_pp):
     for r in rows:
         if want_pp and r.get("n_gen") == 0 and r.get("n_prompt", 0) > 0: return r["avg_ts"]
         if not want_pp and r.get("n_prompt") == 0 and r.get("n_gen", 0) > 0: return r["avg_ts"]
     return float("nan")
 for line in sys.stdin:
-    p, q, size, peer, ours = line.rstrip("\n").split("\t")
+    p, q, size, bw, peer, ours = line.rstrip("\n").split("\t")
+    bw = float(bw)
     try: peer = json.loads(peer)
     except Exception: peer = []
     try: ours = json.loads(ours)
     except Exception: ours = []
     lp, lt, ap, at = ts(peer, True), ts(peer, False), ts(ours, True), ts(ours, False)
     bound = bw * 1e9 / int(size)
-    print(f"| {p} | {q} | {int(size)/2**20:.0f} | {lp:.1f} | {ap:.1f} | {ap/lp:.2f} | {lt:.1f} | {at:.1f} | {at/lt:.2f} | {bound:.1f} | {at/bound:.2f} |")
+    print(f"| {p} | {q} | {int(size)/2**20:.0f} | {lp:.1f} | {ap:.1f} | {ap/lp:.2f} | {lt:.1f} | {at:.1f} | {at/lt:.2f} | {bw:.1f} | {bound:.1f} | {at/bound:.2f} |")
 ' < "$cache/last-rows.tsv"
