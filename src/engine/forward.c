@@ -833,7 +833,8 @@ engine_embed(struct engine *en, int seq, const int32_t *tokens, int n, float *ou
         forward_chunk(en, &chunk, NULL, out);
         en->kv.n_past[seq] = t0 + nc;
     }
-    /* mean over tokens, then unit L2 norm (accumulated in double: dim can be thousands) */
+    /* mean over tokens (summed in float per token), then unit L2 norm (its sum of squares in
+     * double: dim can be thousands) */
     double ss = 0;
     for (int i = 0; i < dim; i++) {
         out[i] /= (float)n;
