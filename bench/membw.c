@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 struct slice {
@@ -44,12 +45,18 @@ main(int argc, char **argv)
     if (threads < 1 || threads > 256)
         threads = 2;
     size_t bytes = (size_t)1 << 30, words = bytes / 8;
-    uint64_t *buf = aligned_alloc(64, bytes);
-    if (!buf)
+    /* On 2 MiB pages, as airlock holds a model's weights by default (model_load_weights): on
+     * 4 KiB pages the same loop reads 15-20 % slower, and the bound would flatter the engine. */
+    size_t huge = (size_t)2 << 20;
+    uint8_t *raw = mmap(NULL, bytes + huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                        -1, 0);
+    if (raw == MAP_FAILED)
         return 1;
+    uint64_t *buf = (uint64_t *)(((uintptr_t)raw + huge - 1) & ~(uintptr_t)(huge - 1));
+    (void)madvise(buf, bytes, MADV_HUGEPAGE);
     memset(buf, 1, bytes);
     double best = 0;
-    for (int pass = 0; pass < 5; pass++) {
+    for (int pass = 0; pass < 10; pass++) {
         pthread_t th[256];
         struct slice sl[256];
         double t0 = now();
@@ -69,6 +76,6 @@ main(int argc, char **argv)
             puts("");
     }
     printf("%.2f\n", best);
-    free(buf);
+    munmap(raw, bytes + huge);
     return 0;
 }

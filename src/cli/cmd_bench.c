@@ -31,6 +31,7 @@ const char cmd_bench_usage[] =
     "  -t, --threads N        worker threads (default: physical cores)\n"
     "  -b, --batch-size N     tokens per forward step for the prompt (default 512)\n"
     "      --kernels NAME     ref, avx2, avx512 or auto\n"
+    "      --mmap             run from the file's pages instead of a copy on 2 MiB pages\n"
     "      --json             print a JSON array of rows with llama-bench's field names\n"
     "                         (model_filename, model_type, model_size, model_n_params,\n"
     "                         n_prompt, n_gen, n_threads, avg_ts, stddev_ts, samples_ts, ...)\n"
@@ -212,7 +213,7 @@ row_json(const struct llm *l, const char *path, const struct bench_row *r, int n
     json_object_set_new(o, "type_v", json_string("f16"));
     json_object_set_new(o, "n_gpu_layers", json_integer(0));
     json_object_set_new(o, "flash_attn", json_false());
-    json_object_set_new(o, "use_mmap", json_true());
+    json_object_set_new(o, "use_mmap", json_boolean(l->residency != MODEL_RESIDENT));
     json_object_set_new(o, "embeddings", json_false());
     json_object_set_new(o, "n_prompt", json_integer(r->n_prompt));
     json_object_set_new(o, "n_gen", json_integer(r->n_gen));
@@ -269,6 +270,7 @@ cmd_bench(int argc, char **argv)
         {"threads", required_argument, NULL, 't'},
         {"batch-size", required_argument, NULL, 'b'},
         {"kernels", required_argument, NULL, OPT_KERNELS},
+        {"mmap", no_argument, NULL, OPT_MMAP},
         {"json", no_argument, NULL, OPT_JSON},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -307,6 +309,7 @@ cmd_bench(int argc, char **argv)
             break;
         case 't':
         case OPT_KERNELS:
+        case OPT_MMAP:
             if (engine_cli_option(&ec, c, optarg, &e) < 0)
                 return cli_usage_error("bench", "%s", e.msg);
             break;

@@ -42,6 +42,9 @@ engine_cli_option(struct engine_cli *c, int opt, const char *arg, struct al_err 
     case OPT_KERNELS:
         c->eo.kernels = arg;
         return 1;
+    case OPT_MMAP:
+        c->eo.mmap_weights = true;
+        return 1;
     case 'n':
         if (parse_int(arg, -1, 1 << 24, "--n-predict", &c->gp.n_predict, e) < 0)
             return -1;

@@ -14,14 +14,15 @@
 enum {
     OPT_CTX = 256, OPT_KERNELS, OPT_TEMP, OPT_TOP_K, OPT_TOP_P, OPT_MIN_P, OPT_REPEAT_PENALTY,
     OPT_REPEAT_LAST_N, OPT_FREQ_PENALTY, OPT_PRESENCE_PENALTY, OPT_SEED, OPT_STOP, OPT_SYSTEM,
-    OPT_JSON, OPT_ECHO, OPT_BATCH, OPT_IGNORE_EOS, OPT_VERBOSE,
+    OPT_JSON, OPT_ECHO, OPT_BATCH, OPT_IGNORE_EOS, OPT_VERBOSE, OPT_MMAP,
 };
 
 #define ENGINE_CLI_OPTIONS                                                                     \
     {"threads", required_argument, NULL, 't'}, {"ctx", required_argument, NULL, OPT_CTX},     \
         {"ctx-size", required_argument, NULL, OPT_CTX},                                        \
         {"kernels", required_argument, NULL, OPT_KERNELS},                                     \
-        {"batch-size", required_argument, NULL, OPT_BATCH}
+        {"batch-size", required_argument, NULL, OPT_BATCH},                                    \
+        {"mmap", no_argument, NULL, OPT_MMAP}
 
 #define SAMPLER_CLI_OPTIONS                                                                    \
     {"n-predict", required_argument, NULL, 'n'}, {"temp", required_argument, NULL, OPT_TEMP}, \
@@ -39,7 +40,9 @@ enum {
     "  -t, --threads N        worker threads (default: physical cores)\n"                      \
     "  -c, --ctx N            context positions (default: the model's, at most 4096)\n"       \
     "      --batch-size N     tokens per forward step during prompt evaluation (default 512)\n" \
-    "      --kernels NAME     ref, avx2, avx512 or auto (default: best this CPU runs)\n"
+    "      --kernels NAME     ref, avx2, avx512 or auto (default: best this CPU runs)\n"       \
+    "      --mmap             run from the file's pages (shared page cache, less memory)\n"   \
+    "                         instead of a private copy on 2 MiB pages (faster decode)\n"
 
 #define ENGINE_CLI_USAGE_SAMPLER                                                               \
     "  -n, --n-predict N      tokens to generate (default 128; -1 = until end or full)\n"     \
@@ -56,7 +59,7 @@ enum {
     "      --ignore-eos       keep generating past end-of-generation tokens\n"
 
 struct engine_cli {
-    struct engine_opts eo;   /* engine options (-t, --ctx, --kernels) */
+    struct engine_opts eo;   /* engine options (-t, --ctx, --kernels, --mmap) */
     struct gen_params gp;    /* generation and sampling options */
     bool ctx_given;          /* --ctx was passed: do not cap it at 4096 */
     bool progress;           /* draw a progress bar on stderr while the weights load: stderr

@@ -34,6 +34,8 @@ struct engine_opts {
     int n_threads;        /* 0 = physical cores */
     const char *kernels;  /* NULL/"auto", "ref", "avx2", "avx512" */
     size_t max_kv_bytes;  /* KV cache limit; 0 = 16 GiB */
+    bool mmap_weights;    /* llm_open only: serve weights from the file mapping instead of a
+                           * copy on huge pages (model_load_weights) */
 };
 
 /* Scratch activations for up to n_batch tokens, reused by every step (nothing is allocated

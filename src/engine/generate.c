@@ -324,8 +324,7 @@ llm_open_progress(struct llm *l, const char *path, const struct engine_opts *o,
     memset(l, 0, sizeof *l);
     if (model_load(&l->m, path, e) < 0)
         return -1;
-    if (progress)
-        model_prefault(&l->m, progress, ud);
+    l->residency = model_load_weights(&l->m, !o->mmap_weights, progress, ud);
     if (tokenizer_load(&l->tok, &l->m.gguf, e) < 0) {
         al_errctx(e, "%s", path);
         llm_close(l);

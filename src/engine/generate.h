@@ -104,6 +104,7 @@ struct llm {
     struct model m;            /* owned weights mapping and hyperparameters */
     struct tokenizer *tok;     /* owned; from the same GGUF */
     struct engine en;          /* owned; borrows m */
+    enum model_residency residency; /* where the weights ended up (model_load_weights) */
 };
 
 /* Load path: model, tokenizer, engine (o borrowed; o->n_ctx 0 = the model's context, capped by

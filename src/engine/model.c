@@ -5,6 +5,7 @@
  * Keys follow llama.cpp's names (<arch>.block_count, <arch>.rope.freq_base, ...). Untrusted input. */
 #include "engine/model.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -440,6 +441,90 @@ model_prefault(const struct model *m, model_progress_fn fn, void *ud)
             fn(ud, off + n, total);
     }
     (void)sink;
+}
+
+/* MemAvailable from /proc/meminfo in bytes (page cache counts as available: it is reclaimed
+ * for the copy), or 0 when it cannot be read. */
+static uint64_t
+mem_available(void)
+{
+    FILE *f = fopen("/proc/meminfo", "re");
+    if (!f)
+        return 0;
+    char line[128];
+    uint64_t kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %" SCNu64 " kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb > UINT64_MAX / 1024 ? 0 : kb * 1024;
+}
+
+/* Copy the file behind g's mapping into anonymous memory on huge pages and move that memory
+ * over the mapping (same addresses, same bytes). False, with the mapping untouched, when any
+ * step fails. */
+static bool
+copy_to_huge_pages(const struct gguf *g, model_progress_fn fn, void *ud)
+{
+    const size_t huge = (size_t)2 << 20;
+    long pg = sysconf(_SC_PAGESIZE);
+    size_t page = pg > 0 ? (size_t)pg : 4096;
+    uint8_t *base = (uint8_t *)g->map.base;
+    size_t size = g->map.size;
+    size_t len = (size + page - 1) / page * page;
+    if ((uintptr_t)base % huge != 0 || g->map.fd < 0)
+        return false; /* a huge page could not map it where it is (small files are not aligned) */
+    /* the copy plus a margin must fit without pushing anything else out */
+    uint64_t avail = mem_available();
+    if (avail == 0 || (uint64_t)len + (uint64_t)len / 8 + ((uint64_t)256 << 20) > avail)
+        return false;
+    uint8_t *r = mmap(NULL, len + huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (r == MAP_FAILED)
+        return false;
+    uint8_t *dst = (uint8_t *)(((uintptr_t)r + huge - 1) & ~(uintptr_t)(huge - 1));
+    if (dst > r)
+        munmap(r, (size_t)(dst - r));
+    if (r + len + huge > dst + len)
+        munmap(dst + len, (size_t)(r + len + huge - (dst + len)));
+#ifdef MADV_HUGEPAGE
+    (void)madvise(dst, len, MADV_HUGEPAGE); /* best effort: without it the copy still works */
+#endif
+    const size_t chunk = (size_t)64 << 20; /* bytes per step: ~10 progress updates per GiB */
+    for (size_t off = 0; off < size;) {
+        size_t want = size - off < chunk ? size - off : chunk;
+        ssize_t got = pread(g->map.fd, dst + off, want, (off_t)off);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0) {
+            munmap(dst, len);
+            return false; /* the file shrank or cannot be read: keep what was mapped */
+        }
+        off += (size_t)got;
+        if (fn && (off % chunk == 0 || off == size))
+            fn(ud, off, size);
+    }
+    /* The file was read a second time: its header (every parsed name, count and offset, which
+     * the tokenizer and tensor views point into) must still be the bytes that were checked. */
+    size_t header = g->data_offset < size ? (size_t)g->data_offset : size;
+    if (memcmp(dst, base, header) != 0 ||
+        mprotect(dst, len, PROT_READ) != 0 ||
+        mremap(dst, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, base) == MAP_FAILED) {
+        munmap(dst, len);
+        return false;
+    }
+    return true;
+}
+
+enum model_residency
+model_load_weights(struct model *m, bool copy, model_progress_fn fn, void *ud)
+{
+    const struct gguf *g = &m->gguf;
+    if (!g->mapped || !g->map.base || g->map.size == 0)
+        return MODEL_IN_MEMORY;
+    if (copy && copy_to_huge_pages(g, fn, ud))
+        return MODEL_RESIDENT;
+    model_prefault(m, fn, ud);
+    return MODEL_MAPPED;
 }
 
 int

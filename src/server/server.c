@@ -1013,13 +1013,7 @@ server_start(struct server *s, const struct server_config *cfg, struct al_err *e
     }
     const uint8_t *embedded = NULL;
     size_t embedded_len = 0;
-    if (cfg->model_path) {
-        uint8_t digest[SHA256_LEN];
-        uint64_t size = 0;
-        if (hash_sha256_file(cfg->model_path, digest, &size, NULL, e) < 0)
-            return -1;
-        hash_hex(digest, SHA256_LEN, s->model_sha256);
-    } else {
+    if (!cfg->model_path) {
         if (default_model_get(&embedded, &embedded_len, e) < 0)
             return -1;
         snprintf(s->model_sha256, sizeof s->model_sha256, "%s", DEFAULT_MODEL_SHA256);
@@ -1040,6 +1034,19 @@ server_start(struct server *s, const struct server_config *cfg, struct al_err *e
     if (cfg->model_path) {
         if (model_load(&s->model, cfg->model_path, e) < 0)
             goto fail;
+        (void)model_load_weights(&s->model, !cfg->mmap_weights, NULL, NULL);
+        /* The hash is taken over the bytes that will be served (the private copy, by default),
+         * so a file changed after `serve` checked it cannot slip in between check and use. */
+        uint8_t digest[SHA256_LEN];
+        if (hash_sha256(s->model.gguf.map.base, s->model.gguf.map.size, digest, e) < 0)
+            goto fail;
+        hash_hex(digest, SHA256_LEN, s->model_sha256);
+        if (cfg->model_sha256 && strcmp(cfg->model_sha256, s->model_sha256) != 0) {
+            al_errf(e, AL_EVERIFY, "%s: the loaded bytes hash to %s, not the signed %s: the "
+                    "file changed after it was checked", cfg->model_path, s->model_sha256,
+                    cfg->model_sha256);
+            goto fail;
+        }
     } else {
         struct gguf g;
         if (gguf_parse(&g, embedded, embedded_len, embedded_len, "embedded " DEFAULT_MODEL_ID,

@@ -28,6 +28,8 @@ struct server_config {
     const char *model_id;        /* NULL = file name without .gguf */
     const char *model_version;   /* version in the model store, or NULL (a plain file) */
     const char *model_signer;    /* key id that signed the imported bundle, or NULL */
+    const char *model_sha256;    /* hex SHA-256 the served bytes must have (a stored model's
+                                  * signed hash), or NULL */
     const char *data_dir;        /* keys.json lives here */
     const char *audit_log;       /* NULL = DATA/audit.jsonl */
     const char *audit_key;       /* minisign secret key for signed checkpoints, or NULL */
@@ -38,6 +40,7 @@ struct server_config {
     int ctx;                     /* positions per slot; 0 = model's, capped at 4096 */
     int threads;                 /* 0 = physical cores */
     const char *kernels;         /* NULL = auto */
+    bool mmap_weights;           /* serve from the file's pages, not a huge-page copy */
     size_t max_body;             /* request body limit */
     double request_timeout_s;    /* 0 = none */
 };

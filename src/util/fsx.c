@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,6 +256,41 @@ fsx_remove_tree(const char *path)
     }
 }
 
+/* Files of 2 MiB or more are mapped at a 2 MiB-aligned address, so that their pages can later
+ * be backed by huge pages in place (model.c replaces a model's mapping by such a copy; a huge
+ * page can only map an aligned address). An address range is reserved with room to align,
+ * the file is mapped over its aligned part and the rest is given back. */
+#define MAP_ALIGN ((size_t)2 << 20)
+
+static void *
+map_aligned(int fd, size_t size)
+{
+    if (size < MAP_ALIGN)
+        return mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    long pg = sysconf(_SC_PAGESIZE);
+    size_t page = pg > 0 ? (size_t)pg : 4096;
+    size_t len = (size + page - 1) / page * page;
+    if (len > SIZE_MAX - MAP_ALIGN)
+        return MAP_FAILED;
+    uint8_t *r = mmap(NULL, len + MAP_ALIGN, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                      -1, 0);
+    if (r == MAP_FAILED)
+        return MAP_FAILED;
+    uint8_t *a = (uint8_t *)(((uintptr_t)r + MAP_ALIGN - 1) & ~(uintptr_t)(MAP_ALIGN - 1));
+    void *p = mmap(a, size, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0);
+    if (p == MAP_FAILED) {
+        int err = errno;
+        munmap(r, len + MAP_ALIGN);
+        errno = err;
+        return MAP_FAILED;
+    }
+    if (a > r)
+        munmap(r, (size_t)(a - r));
+    if (r + len + MAP_ALIGN > a + len)
+        munmap(a + len, (size_t)(r + len + MAP_ALIGN - (a + len)));
+    return p;
+}
+
 int
 fsx_map_open(struct fsx_map *m, const char *path, struct al_err *e)
 {
@@ -274,7 +310,7 @@ fsx_map_open(struct fsx_map *m, const char *path, struct al_err *e)
     m->size = (size_t)st.st_size;
     if (m->size == 0)
         return 0;
-    void *p = mmap(NULL, m->size, PROT_READ, MAP_PRIVATE, fd, 0);
+    void *p = map_aligned(fd, m->size);
     if (p == MAP_FAILED) {
         int err = errno;
         close(fd);

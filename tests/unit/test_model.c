@@ -78,6 +78,13 @@ load(struct model *m, struct engine *en, const char *name, int n_seq)
         print_error("%s\n", e.msg);
         return -1;
     }
+    /* the default residency: every file of 2 MiB or more runs from the huge-page copy */
+    enum model_residency r = model_load_weights(m, true, NULL, NULL);
+    if ((m->gguf.map.size >= ((size_t)2 << 20)) != (r == MODEL_RESIDENT)) {
+        print_error("%s: %zu bytes, residency %d\n", path, m->gguf.map.size, (int)r);
+        model_free(m);
+        return -1;
+    }
     struct engine_opts o = {.n_ctx = 256, .n_seq = n_seq, .n_batch = 128, .n_threads = 2,
                           .kernels = getenv("AIRLOCK_KERNELS")};
     if (engine_init(en, m, &o, &e) < 0) {
@@ -297,6 +304,34 @@ long_prefill_matches_token_by_token(void **state)
     model_free(&m);
 }
 
+/* The huge-page copy replaces the mapping in place: the same addresses hold the same bytes
+ * (every tensor view and tokenizer string stays valid), and the file's hash is unchanged;
+ * with copy = false the file's own pages are used. */
+static void
+resident_copy_keeps_every_view(void **state)
+{
+    (void)state;
+    char path[1024];
+    struct al_err e = {0};
+    snprintf(path, sizeof path, "%s/models/llama-k-small-q8_0.gguf", shared_dir());
+    for (int copy = 0; copy < 2; copy++) {
+        struct model m;
+        assert_int_equal(model_load(&m, path, &e), 0);
+        const uint8_t *base = m.gguf.map.base;
+        size_t size = m.gguf.map.size;
+        const void *wq = m.layers[0].wq.data;
+        uint8_t *before = xmalloc(size);
+        memcpy(before, base, size);
+        enum model_residency r = model_load_weights(&m, copy, NULL, NULL);
+        assert_int_equal(r, copy ? MODEL_RESIDENT : MODEL_MAPPED);
+        assert_ptr_equal(m.gguf.map.base, base);
+        assert_ptr_equal(m.layers[0].wq.data, wq);
+        assert_memory_equal(base, before, size);
+        free(before);
+        model_free(&m);
+    }
+}
+
 /* A GGUF whose architecture is not llama/qwen2 is refused by name. */
 static void
 unknown_architecture_is_refused(void **state)
@@ -347,7 +382,7 @@ unknown_architecture_is_refused(void **state)
 int
 main(void)
 {
-    struct CMUnitTest tests[sizeof refs / sizeof refs[0] + 3];
+    struct CMUnitTest tests[sizeof refs / sizeof refs[0] + 4];
     size_t n = 0;
     for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++) {
         tests[n] = (struct CMUnitTest)cmocka_unit_test_prestate(model_matches_llama_cpp,
@@ -358,5 +393,6 @@ main(void)
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(batch_of_two_sequences_matches_single);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(long_prefill_matches_token_by_token);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(unknown_architecture_is_refused);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(resident_copy_keeps_every_view);
     return _cmocka_run_group_tests("model", tests, n, NULL, NULL);
 }
