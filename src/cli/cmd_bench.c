@@ -214,6 +214,8 @@ row_json(const struct llm *l, const char *path, const struct bench_row *r, int n
     json_object_set_new(o, "n_gpu_layers", json_integer(0));
     json_object_set_new(o, "flash_attn", json_false());
     json_object_set_new(o, "use_mmap", json_boolean(l->residency != MODEL_RESIDENT));
+    /* not in llama-bench: weight bytes a decode step reads (bench/engine.sh's bound) */
+    json_object_set_new(o, "weight_bytes_per_token", json_integer((json_int_t)l->m.step_bytes));
     json_object_set_new(o, "embeddings", json_false());
     json_object_set_new(o, "n_prompt", json_integer(r->n_prompt));
     json_object_set_new(o, "n_gen", json_integer(r->n_gen));

@@ -395,6 +395,11 @@ model_bind(struct model *m, struct gguf *g, struct al_err *e)
         m->n_params += gg->tensors[i].n_elems;
         m->weight_bytes += gg->tensors[i].nbytes;
     }
+    m->step_bytes = m->weight_bytes;
+    if (!m->tied_output) {
+        const struct gguf_tensor *gte = gguf_find_tensor(gg, "token_embd.weight");
+        m->step_bytes -= gte->nbytes - m->token_embd.row_bytes;
+    }
     make_label(m, arch);
 
     /* Best effort: start reading the weights in and ask for huge pages; neither changes results. */

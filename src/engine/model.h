@@ -80,6 +80,9 @@ struct model {
                                      * linear scaling and rope_freqs.weight factors applied */
     uint64_t n_params;              /* total elements over all tensors */
     uint64_t weight_bytes;          /* total bytes of tensor data */
+    uint64_t step_bytes;            /* weight bytes one decode step reads: all tensor data but
+                                     * token_embd, of which only one row when it is not also
+                                     * the output matrix (the decode bandwidth bound's bytes) */
     char type_name[32];             /* e.g. "llama 135M Q8_0" style label for bench output */
 };
 
