@@ -620,6 +620,27 @@ tilek_dec(enum ggml_type wt, const uint8_t *const *w, const uint8_t *const *pf,
     for (int r = 0; r < rm; r++)
         res[r][0] = hsum_ps(acc[r]);
 }
+
+/* K-quant decode, one row at a time for the same reason as gemv32: one linear stream, the
+ * prefetch running KS_DEC_PF bytes ahead of the current super-block. Per row the arithmetic
+ * is tilek_dec's, so results do not change. */
+static __attribute__((noinline)) void
+gemvk(enum ggml_type wt, const uint8_t *w, size_t wrb, int nb, int r0, int r1, const uint8_t *x,
+      float *out)
+{
+    float res[KS_RMAX][KS_RNMAX];
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *row[1] = {w + (size_t)r * wrb};
+        const uint8_t *pf[1] = {row[0] + KS_DEC_PF};
+        switch (wt) {
+        case GGML_TYPE_Q4_K: tilek_dec(GGML_TYPE_Q4_K, row, pf, x, nb, 1, res); break;
+        case GGML_TYPE_Q5_K: tilek_dec(GGML_TYPE_Q5_K, row, pf, x, nb, 1, res); break;
+        case GGML_TYPE_Q6_K: tilek_dec(GGML_TYPE_Q6_K, row, pf, x, nb, 1, res); break;
+        default: return;
+        }
+        out[r] = res[0][0];
+    }
+}
 #endif
 
 /* ===== Tiles over float rows (F32 F16 BF16) ============================================== */
@@ -798,6 +819,13 @@ simd_gemm(enum ggml_type wt, const void *w, size_t w_row_bytes, int n, int r0, i
                        out + (size_t)t * ld_out);
                 continue;
             }
+#if KS_VNNI
+            if (kq) {
+                gemvk(wt, w, w_row_bytes, n / QK_K, r0, r1, (const uint8_t *)xq + (size_t)t * xrb,
+                      out + (size_t)t * ld_out);
+                continue;
+            }
+#endif
             for (int r = r0; r < r1; r += KS_RM_DECODE)
                 tile_decode(wt, w, w_row_bytes, n, r, r1, xq, xrb, t, n_tok, out, ld_out);
         }
