@@ -277,6 +277,17 @@ tile32(enum ggml_type wt, const uint8_t *const *w, const uint8_t *const *pf,
 #define KS_DEC_PF 8192     /* bytes ahead of the current block (measured: 4-8 KiB best) */
 #define KS_DEC_MAXB 1024   /* blocks whose offset terms fit the stack buffer (n <= 32768) */
 
+/* A range's first KS_DEC_PF bytes, which the running prefetch never covers, are requested
+ * all at once: otherwise each chunk of rows starts with a string of demand misses while
+ * the prefetchers ramp up. */
+KS_INLINE void
+ks_prefetch_head(const uint8_t *p, size_t n)
+{
+    size_t end = n < KS_DEC_PF ? n : KS_DEC_PF;
+    for (size_t o = 0; o < end; o += 64)
+        _mm_prefetch((const char *)p + o, _MM_HINT_T0);
+}
+
 KS_INLINE bool
 is_blk32(enum ggml_type wt)
 {
@@ -298,6 +309,7 @@ gemv32_t(enum ggml_type wt, const uint8_t *w, size_t wrb, int nb, int r0, int r1
             base[b] = _mm256_sub_epi32(_mm256_setzero_si256(),
                                        dp_u8s8(_mm256_setzero_si256(), _mm256_set1_epi8((char)off),
                                                load256(x + (size_t)b * xbb + xoff)));
+    ks_prefetch_head(w + (size_t)r0 * wrb, (size_t)(r1 - r0) * wrb);
     for (int r = r0; r < r1; r++) {
         const uint8_t *row = w + (size_t)r * wrb;
         __m256 acc = _mm256_setzero_ps();
@@ -629,6 +641,7 @@ gemvk(enum ggml_type wt, const uint8_t *w, size_t wrb, int nb, int r0, int r1, c
       float *out)
 {
     float res[KS_RMAX][KS_RNMAX];
+    ks_prefetch_head(w + (size_t)r0 * wrb, (size_t)(r1 - r0) * wrb);
     for (int r = r0; r < r1; r++) {
         const uint8_t *row[1] = {w + (size_t)r * wrb};
         const uint8_t *pf[1] = {row[0] + KS_DEC_PF};
