@@ -135,55 +135,6 @@ out:
     return rc;
 }
 
-/* llama.cpp's name for a weight type when it is the most common one in a file that lacks
- * general.file_type (its loader guesses the file type that way); NULL if it has none. */
-static const char *
-guessed_ftype(enum ggml_type t)
-{
-    switch (t) {
-    case GGML_TYPE_F32: return "all F32";
-    case GGML_TYPE_F16: return "F16";
-    case GGML_TYPE_BF16: return "BF16";
-    case GGML_TYPE_Q4_0: return "Q4_0";
-    case GGML_TYPE_Q4_1: return "Q4_1";
-    case GGML_TYPE_Q5_0: return "Q5_0";
-    case GGML_TYPE_Q5_1: return "Q5_1";
-    case GGML_TYPE_Q8_0: return "Q8_0";
-    case GGML_TYPE_Q4_K: return "Q4_K - Medium";
-    case GGML_TYPE_Q5_K: return "Q5_K - Medium";
-    case GGML_TYPE_Q6_K: return "Q6_K";
-    default: return NULL;
-    }
-}
-
-/* The model column: the loader's label ("llama 1.1B Q8_0"), except that where it could not
- * name the file type ("?": general.file_type absent or a value it does not know), the type is
- * guessed as llama.cpp does -- the most common tensor type -- and marked "(guessed)". */
-static void
-model_label(const struct llm *l, char *buf, size_t size)
-{
-    const char *name = l->m.type_name;
-    size_t len = strlen(name);
-    snprintf(buf, size, "%s", name);
-    if (len < 2 || strcmp(name + len - 2, " ?") != 0)
-        return;
-    const struct gguf *g = &l->m.gguf;
-    uint64_t count[GGML_TYPE_COUNT] = {0};
-    enum ggml_type best = GGML_TYPE_F32;
-    for (uint64_t i = 0; i < g->n_tensors; i++) {
-        enum ggml_type t = g->tensors[i].type;
-        if ((unsigned)t >= GGML_TYPE_COUNT)
-            continue;
-        if (++count[t] > count[best])
-            best = t;
-    }
-    const char *fn = guessed_ftype(best);
-    if (fn)
-        snprintf(buf, size, "%.*s %s (guessed)", (int)(len - 2), name, fn);
-    else
-        snprintf(buf, size, "%.*s %s (guessed)", (int)(len - 2), name, ggml_type_name(best));
-}
-
 static json_t *
 row_json(const struct llm *l, const char *path, const struct bench_row *r, int n_batch)
 {
@@ -201,9 +152,7 @@ row_json(const struct llm *l, const char *path, const struct bench_row *r, int n
     json_object_set_new(o, "backends", json_string("CPU"));
     json_object_set_new(o, "kernels", json_string(l->en.k->name));
     json_object_set_new(o, "model_filename", json_string(path));
-    char label[96];
-    model_label(l, label, sizeof label);
-    json_object_set_new(o, "model_type", json_string(label));
+    json_object_set_new(o, "model_type", json_string(l->m.type_name));
     json_object_set_new(o, "model_size", json_integer((json_int_t)l->m.weight_bytes));
     json_object_set_new(o, "model_n_params", json_integer((json_int_t)l->m.n_params));
     json_object_set_new(o, "n_batch", json_integer(n_batch));
@@ -234,8 +183,7 @@ print_table(const struct llm *l, const struct bench_row *rows, int n_rows)
 {
     double mib = (double)l->m.weight_bytes / (1024.0 * 1024.0);
     double p = (double)l->m.n_params;
-    char size[32], params[32], label[96];
-    model_label(l, label, sizeof label);
+    char size[32], params[32];
     if (mib >= 1024)
         snprintf(size, sizeof size, "%.2f GiB", mib / 1024);
     else
@@ -257,7 +205,7 @@ print_table(const struct llm *l, const struct bench_row *rows, int n_rows)
         else
             snprintf(test, sizeof test, "tg%d", rows[i].n_gen);
         snprintf(ts, sizeof ts, "%.2f ± %.2f", rows[i].avg_ts, rows[i].stddev_ts);
-        printf("| %-30s | %10s | %10s | CPU-%-6s | %7d | %15s | %20s |\n", label, size,
+        printf("| %-30s | %10s | %10s | CPU-%-6s | %7d | %15s | %20s |\n", l->m.type_name, size,
                params, l->en.k->name, l->en.n_threads, test, ts);
     }
 }

@@ -273,7 +273,7 @@ read_hparams(const struct gguf *g, struct model_hparams *hp, const char **arch_o
     return 0;
 }
 
-/* ===== Labels for bench output ================================================================= */
+/* ===== Label for bench, metrics and the status page =========================================== */
 
 static const char *
 ftype_name(uint32_t ft)
@@ -296,6 +296,48 @@ ftype_name(uint32_t ft)
     }
 }
 
+/* llama.cpp's name for a weight type when it is the most common one in a file that lacks
+ * general.file_type (its loader guesses the file type that way); NULL if it has none. */
+static const char *
+guessed_ftype_name(enum ggml_type t)
+{
+    switch (t) {
+    case GGML_TYPE_F32: return "all F32";
+    case GGML_TYPE_F16: return "F16";
+    case GGML_TYPE_BF16: return "BF16";
+    case GGML_TYPE_Q4_0: return "Q4_0";
+    case GGML_TYPE_Q4_1: return "Q4_1";
+    case GGML_TYPE_Q5_0: return "Q5_0";
+    case GGML_TYPE_Q5_1: return "Q5_1";
+    case GGML_TYPE_Q8_0: return "Q8_0";
+    case GGML_TYPE_Q4_K: return "Q4_K - Medium";
+    case GGML_TYPE_Q5_K: return "Q5_K - Medium";
+    case GGML_TYPE_Q6_K: return "Q6_K";
+    default: return NULL;
+    }
+}
+
+const char *
+model_guess_ftype(const struct gguf *g)
+{
+    uint64_t count[GGML_TYPE_COUNT] = {0};
+    enum ggml_type best = GGML_TYPE_F32;
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        enum ggml_type t = g->tensors[i].type;
+        if ((unsigned)t >= GGML_TYPE_COUNT)
+            continue;
+        if (++count[t] > count[best])
+            best = t;
+    }
+    if (count[best] == 0)
+        return NULL;
+    const char *fn = guessed_ftype_name(best);
+    return fn ? fn : ggml_type_name(best);
+}
+
+/* "arch size ftype", e.g. "llama 135M Q8_0". Without a general.file_type we know, the type is
+ * guessed as llama.cpp's loader does and marked so, for every reader of the label (bench, the
+ * server's metrics and status page) rather than each guessing on its own. */
 static void
 make_label(struct model *m, const char *arch)
 {
@@ -304,6 +346,7 @@ make_label(struct model *m, const char *arch)
     const char *fn = "?";
     if (gguf_get_u32(&m->gguf, "general.file_type", &ft, &ignore) == 0)
         fn = ftype_name(ft);
+    const char *guess = strcmp(fn, "?") == 0 ? model_guess_ftype(&m->gguf) : NULL;
     double p = (double)m->n_params;
     char sz[16];
     if (p >= 1e9)
@@ -312,7 +355,10 @@ make_label(struct model *m, const char *arch)
         snprintf(sz, sizeof sz, "%.0fM", p / 1e6);
     else
         snprintf(sz, sizeof sz, "%.0fK", p / 1e3);
-    snprintf(m->type_name, sizeof m->type_name, "%s %s %s", arch, sz, fn);
+    if (guess)
+        snprintf(m->type_name, sizeof m->type_name, "%s %s %s (guessed)", arch, sz, guess);
+    else
+        snprintf(m->type_name, sizeof m->type_name, "%s %s %s", arch, sz, fn);
 }
 
 /* ===== Lifecycle ============================================================================== */

@@ -83,7 +83,9 @@ struct model {
     uint64_t step_bytes;            /* weight bytes one decode step reads: all tensor data but
                                      * token_embd, of which only one row when it is not also
                                      * the output matrix (the decode bandwidth bound's bytes) */
-    char type_name[32];             /* e.g. "llama 135M Q8_0" style label for bench output */
+    char type_name[48];             /* label for bench, metrics and the status page: e.g.
+                                     * "llama 135M Q8_0", or "qwen2 1.5B Q4_K - Medium
+                                     * (guessed)" (37 chars) without general.file_type */
 };
 
 /* Open path, parse the GGUF header and bind the model. On failure m is left safe to free. */
@@ -117,5 +119,10 @@ enum model_residency model_load_weights(struct model *m, bool copy, model_progre
                                         void *ud);
 
 const char *model_arch_name(enum model_arch a);
+/* The file type llama.cpp's loader guesses for a GGUF without general.file_type: its name for
+ * the most common tensor type ("Q8_0", "Q4_K - Medium", "all F32"; the bare type name, e.g.
+ * "IQ4_XS", for a type it has no file type for), or NULL when g has no tensor of a known type.
+ * The string is static. */
+const char *model_guess_ftype(const struct gguf *g);
 
 #endif

@@ -10,8 +10,9 @@
  * Known noise: reference line 3 of the llama-k-small files is not reproduced by llama.cpp
  * itself (llama-server on the same file and tokens differs from it by up to 0.05 logits, while
  * lines 1, 2 and 4 match it and us to 1e-6), so that line's top-8 check gets twice the tolerance.
- * Also: loader refusals (unknown arch, bad shapes) and multi-sequence batches equal to
- * sequences run alone. Uses prompt_tokens directly, so no tokenizer is involved. */
+ * Also: loader refusals (unknown arch, bad shapes), multi-sequence batches equal to
+ * sequences run alone, and the model label's file type guess. Uses prompt_tokens directly, so
+ * no tokenizer is involved. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -332,6 +333,63 @@ resident_copy_keeps_every_view(void **state)
     }
 }
 
+/* Without general.file_type the file type is guessed from the most common tensor type, with
+ * llama.cpp's names for it; a file with no tensor of a known type has no guess. */
+static void
+file_type_guess_is_the_most_common_tensor_type(void **state)
+{
+    (void)state;
+    struct gguf_tensor t[5];
+    struct gguf g;
+    memset(t, 0, sizeof t);
+    memset(&g, 0, sizeof g);
+    g.tensors = t;
+    assert_null(model_guess_ftype(&g)); /* no tensors */
+    /* norms are F32, but the matrices (more of them) decide */
+    enum ggml_type q4k[] = {GGML_TYPE_F32, GGML_TYPE_Q4_K, GGML_TYPE_F32, GGML_TYPE_Q4_K,
+                            GGML_TYPE_Q4_K};
+    for (int i = 0; i < 5; i++)
+        t[i].type = q4k[i];
+    g.n_tensors = 5;
+    assert_string_equal(model_guess_ftype(&g), "Q4_K - Medium");
+    for (int i = 0; i < 5; i++)
+        t[i].type = GGML_TYPE_F32;
+    assert_string_equal(model_guess_ftype(&g), "all F32");
+    t[0].type = t[1].type = t[2].type = GGML_TYPE_Q8_0;
+    assert_string_equal(model_guess_ftype(&g), "Q8_0");
+    /* a type with no llama.cpp file type keeps its own name */
+    t[0].type = t[1].type = t[2].type = GGML_TYPE_IQ4_XS;
+    assert_string_equal(model_guess_ftype(&g), "IQ4_XS");
+    /* types past the table are skipped, not counted or indexed */
+    for (int i = 0; i < 5; i++)
+        t[i].type = (enum ggml_type)GGML_TYPE_COUNT;
+    assert_null(model_guess_ftype(&g));
+}
+
+/* The label every reader shows (bench, /metrics, the status page): the named file type when
+ * general.file_type is present, the guess marked "(guessed)" when it is not (stories260K-f32
+ * has no general.file_type; stories260K-q8_0 has one). */
+static void
+label_marks_a_guessed_file_type(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *file, *label;
+    } cases[] = {
+        {"stories260K-f32", "llama 293K all F32 (guessed)"},
+        {"stories260K-q8_0", "llama 293K Q8_0"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char path[1024];
+        struct al_err e = {0};
+        struct model m;
+        snprintf(path, sizeof path, "%s/models/%s.gguf", shared_dir(), cases[i].file);
+        assert_int_equal(model_load(&m, path, &e), 0);
+        assert_string_equal(m.type_name, cases[i].label);
+        model_free(&m);
+    }
+}
+
 /* A GGUF whose architecture is not llama/qwen2 is refused by name. */
 static void
 unknown_architecture_is_refused(void **state)
@@ -382,7 +440,7 @@ unknown_architecture_is_refused(void **state)
 int
 main(void)
 {
-    struct CMUnitTest tests[sizeof refs / sizeof refs[0] + 4];
+    struct CMUnitTest tests[sizeof refs / sizeof refs[0] + 6];
     size_t n = 0;
     for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++) {
         tests[n] = (struct CMUnitTest)cmocka_unit_test_prestate(model_matches_llama_cpp,
@@ -393,6 +451,9 @@ main(void)
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(batch_of_two_sequences_matches_single);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(long_prefill_matches_token_by_token);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(unknown_architecture_is_refused);
+    tests[n++] =
+        (struct CMUnitTest)cmocka_unit_test(file_type_guess_is_the_most_common_tensor_type);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(label_marks_a_guessed_file_type);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(resident_copy_keeps_every_view);
     return _cmocka_run_group_tests("model", tests, n, NULL, NULL);
 }
