@@ -511,6 +511,10 @@ metrics_server_init(struct metrics_server *m, struct al_err *e)
            "Prompt tokens processed (tokens in).");
     SINGLE(m->completion_tokens, METRICS_COUNTER, "airlock_completion_tokens_total",
            "Completion tokens generated (tokens out).");
+    SINGLE(m->embed_inputs, METRICS_COUNTER, "airlock_embedding_inputs_total",
+           "Embedding inputs turned into vectors by /v1/embeddings requests that succeeded.");
+    SINGLE(m->embed_tokens, METRICS_COUNTER, "airlock_embedding_tokens_total",
+           "Tokens in those embedding inputs (also counted in airlock_prompt_tokens_total).");
     FAMILY(m->ttft, METRICS_HISTOGRAM, "airlock_time_to_first_token_seconds",
            "Time from request arrival to the first generated token.", l_endpoint,
            ttft_buckets, sizeof ttft_buckets / sizeof ttft_buckets[0]);
@@ -566,6 +570,15 @@ metrics_server_request(struct metrics_server *m, const char *endpoint, int statu
     metrics_histogram_observe(metrics_series1(m->latency, endpoint), latency_s);
     if (ttft_s >= 0)
         metrics_histogram_observe(metrics_series1(m->ttft, endpoint), ttft_s);
+}
+
+void
+metrics_server_embeddings(struct metrics_server *m, int64_t inputs, int64_t tokens)
+{
+    if (inputs > 0)
+        metrics_counter_add(m->embed_inputs, (double)inputs);
+    if (tokens > 0)
+        metrics_counter_add(m->embed_tokens, (double)tokens);
 }
 
 void

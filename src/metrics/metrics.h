@@ -72,6 +72,8 @@ struct metrics_server {
     struct metrics_family *requests;          /* airlock_requests_total{endpoint,status} */
     struct metrics_series *prompt_tokens;     /* airlock_prompt_tokens_total (tokens in) */
     struct metrics_series *completion_tokens; /* airlock_completion_tokens_total (tokens out) */
+    struct metrics_series *embed_inputs;      /* airlock_embedding_inputs_total: vectors out */
+    struct metrics_series *embed_tokens;      /* airlock_embedding_tokens_total: their tokens */
     struct metrics_family *ttft;              /* airlock_time_to_first_token_seconds{endpoint} */
     struct metrics_family *latency;           /* airlock_request_duration_seconds{endpoint} */
     struct metrics_series *tokens_per_second; /* airlock_generation_tokens_per_second, gauge */
@@ -91,6 +93,10 @@ void metrics_server_free(struct metrics_server *m);  /* safe on a zeroed struct 
 void metrics_server_request(struct metrics_server *m, const char *endpoint, int status,
                             int64_t prompt_tokens, int64_t completion_tokens, double latency_s,
                             double ttft_s);
+/* Record one answered embeddings request: inputs embedded and the tokens in them. Only for
+ * a request that returned its vectors; its tokens also count in prompt_tokens (through
+ * metrics_server_request), so these say how much of that work was embedding. */
+void metrics_server_embeddings(struct metrics_server *m, int64_t inputs, int64_t tokens);
 /* Set the model info series (value 1); version and quant may be NULL (exported as ""). */
 void metrics_server_model(struct metrics_server *m, const char *id, const char *version,
                           const char *quant);

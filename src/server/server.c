@@ -952,6 +952,7 @@ srv_handle_embeddings(struct server *s, struct http_req *r)
     /* the record is durable before the client sees the answer, as for generation */
     record(s, endpoint, http_client(r), key_name, audit_text, strlen(audit_text), out.data,
            out.len, 200, (int)total, 0, t0, 0);
+    metrics_server_embeddings(&s->metrics, (int64_t)q.n, total); /* before the client can scrape */
     http_reply(r, 200, "application/json", out.data, out.len);
     goto out;
 fail:

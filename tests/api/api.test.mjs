@@ -360,6 +360,9 @@ test('health, ready, metrics', async () => {
   const m = await (await fetch(`${base}/metrics`)).text();
   assert.match(m, /airlock_requests_total\{[^}]*endpoint="\/v1\/chat\/completions"/);
   assert.match(m, /airlock_requests_total\{endpoint="\/v1\/embeddings",status="200"\} [1-9]/);
+  // the embeddings tests above returned vectors: their inputs and tokens are counted
+  assert.match(m, /\n# TYPE airlock_embedding_inputs_total counter\nairlock_embedding_inputs_total [1-9]/);
+  assert.match(m, /\n# TYPE airlock_embedding_tokens_total counter\nairlock_embedding_tokens_total [1-9]/);
   assert.match(m, /airlock_model_info\{/);
   assert.match(m, /process_resident_memory_bytes \d+/);
 });

@@ -24,6 +24,8 @@ main(void)
     metrics_server_request(&m, "/v1/chat/completions", 200, 12, 30, 0.8, 0.05);
     metrics_server_request(&m, "/v1/completions", 429, 0, 0, 0.001, -1);
     metrics_server_request(&m, "/v1/odd\\path\nx", 404, 0, 0, 0.002, -1);
+    metrics_server_request(&m, "/v1/embeddings", 200, 9, 0, 0.01, -1);
+    metrics_server_embeddings(&m, 3, 9);
     metrics_server_kv(&m, 100, 4096);
     metrics_gauge_set(m.tokens_per_second, 87.25);
     metrics_gauge_set(m.slots, 4);
@@ -43,6 +45,8 @@ cc -std=c11 -D_GNU_SOURCE -fsanitize=address,undefined -I"$ROOT/src" -o "$T/dump
 grep -q '^airlock_requests_total{endpoint="/v1/chat/completions",status="200"} 1$' "$T/metrics.txt" \
     || fail "requests series missing"
 grep -q '^process_resident_memory_bytes [1-9]' "$T/metrics.txt" || fail "RSS missing"
+grep -q '^airlock_embedding_inputs_total 3$' "$T/metrics.txt" || fail "embedding inputs missing"
+grep -q '^airlock_embedding_tokens_total 9$' "$T/metrics.txt" || fail "embedding tokens missing"
 if ! promtool check metrics < "$T/metrics.txt" > "$T/lint.txt" 2>&1; then
     cat "$T/lint.txt"; fail "promtool check metrics found problems"
 fi

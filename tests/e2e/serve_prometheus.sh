@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Debian's real Prometheus scrapes a live `airlock serve` every second; after a few requests the
-# series airlock_requests_total is read back through Prometheus's own HTTP API (/api/v1/query)
-# and must hold the exact counts. Prometheus gets a static scrape target on 127.0.0.1 only (no
-# service discovery, remote write, alerting or rule files), listens on 127.0.0.1, keeps its TSDB
-# in TMP, and both processes are killed at the end. Bounded: at most ~60 s of waiting.
+# series airlock_requests_total and airlock_embedding_inputs_total are read back through
+# Prometheus's own HTTP API (/api/v1/query) and must hold the exact counts. Prometheus gets a
+# static scrape target on 127.0.0.1 only (no service discovery, remote write, alerting or rule
+# files), listens on 127.0.0.1, keeps its TSDB in TMP, and both processes are killed at the end.
+# Bounded: at most ~60 s of waiting.
 set -euo pipefail
 : "${AIRLOCK:?}" "${SHARED:?}" "${TMP:?}"
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -62,7 +63,8 @@ for _ in $(seq 1 150); do
 done
 [ -n "$ok" ] || { tail -20 "$TMP/prom.log"; fail "prometheus not ready within 30 s"; }
 
-# traffic: 3 chat completions (200), 2 completions (200), 1 unauthenticated call (401)
+# traffic: 3 chat completions (200), 2 completions (200), 1 unauthenticated call (401),
+# 1 embeddings request with 2 inputs (200)
 for i in 1 2 3; do
   curl -sf "$base/v1/chat/completions" -H "Authorization: Bearer $key" \
     -d '{"messages":[{"role":"user","content":"Once upon a time"}],"max_tokens":4}' >/dev/null \
@@ -75,6 +77,8 @@ done
 code=$(curl -s -o /dev/null -w '%{http_code}' "$base/v1/chat/completions" \
   -d '{"messages":[{"role":"user","content":"hi"}],"max_tokens":4}')
 [ "$code" = 401 ] || fail "unauthenticated request gave $code, not 401"
+curl -sf "$base/v1/embeddings" -H "Authorization: Bearer $key" \
+  -d '{"input":["Once upon a time","A dog ran."]}' >/dev/null || fail "embeddings request failed"
 
 # value of an instant query through Prometheus's HTTP API ("" while it has no sample yet)
 query() {
@@ -102,6 +106,9 @@ want 'airlock_requests_total{job="airlock",endpoint="/v1/chat/completions",statu
 want 'airlock_requests_total{job="airlock",endpoint="/v1/completions",status="200"}' 2 || rc=1
 want 'airlock_requests_total{job="airlock",endpoint="/v1/chat/completions",status="401"}' 1 || rc=1
 want 'sum(airlock_completion_tokens_total{job="airlock"}) > bool 0' 1 || rc=1
+want 'airlock_requests_total{job="airlock",endpoint="/v1/embeddings",status="200"}' 1 || rc=1
+want 'airlock_embedding_inputs_total{job="airlock"}' 2 || rc=1
+want 'sum(airlock_embedding_tokens_total{job="airlock"}) > bool 0' 1 || rc=1
 want 'count(airlock_model_info{job="airlock",model="stories260K-q8_0"})' 1 || rc=1
 [ "$rc" -eq 0 ] || fail "Prometheus did not see the expected series"
 echo "PASS serve_prometheus"

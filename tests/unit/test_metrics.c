@@ -231,6 +231,9 @@ metrics_server_exports_the_issue_series(void **state)
     metrics_server_model(&m, "tiny", "sha256:ab", "Q4_K_M");
     metrics_server_request(&m, "/v1/chat/completions", 200, 10, 5, 0.3, 0.02);
     metrics_server_request(&m, "/v1/chat/completions", 401, 0, 0, 0.001, -1);
+    metrics_server_request(&m, "/v1/embeddings", 200, 7, 0, 0.01, -1);
+    metrics_server_embeddings(&m, 2, 7);
+    metrics_server_embeddings(&m, 0, 0); /* nothing to add */
     metrics_server_kv(&m, 256, 1024);
     metrics_gauge_set(m.queue_depth, 3);
     metrics_gauge_set(m.active_slots, 2);
@@ -242,8 +245,10 @@ metrics_server_exports_the_issue_series(void **state)
     static const char *const want[] = {
         "airlock_requests_total{endpoint=\"/v1/chat/completions\",status=\"200\"} 1\n",
         "airlock_requests_total{endpoint=\"/v1/chat/completions\",status=\"401\"} 1\n",
-        "airlock_prompt_tokens_total 10\n",
+        "airlock_prompt_tokens_total 17\n",
         "airlock_completion_tokens_total 5\n",
+        "# TYPE airlock_embedding_inputs_total counter\nairlock_embedding_inputs_total 2\n",
+        "# TYPE airlock_embedding_tokens_total counter\nairlock_embedding_tokens_total 7\n",
         "airlock_time_to_first_token_seconds_bucket{endpoint=\"/v1/chat/completions\","
         "le=\"0.025\"} 1\n",
         "airlock_time_to_first_token_seconds_count{endpoint=\"/v1/chat/completions\"} 1\n",
