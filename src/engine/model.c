@@ -511,6 +511,20 @@ mem_available(void)
     return kb > UINT64_MAX / 1024 ? 0 : kb * 1024;
 }
 
+/* False when the kernel says transparent huge pages are off ("[never]"): a copy would then
+ * only cost memory and load time. True when it cannot tell (the copy is harmless). */
+bool
+model_huge_pages_enabled(void)
+{
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "re");
+    if (!f)
+        return true;
+    char line[128] = "";
+    bool on = !fgets(line, sizeof line, f) || !strstr(line, "[never]");
+    fclose(f);
+    return on;
+}
+
 /* Copy the file behind g's mapping into anonymous memory on huge pages and move that memory
  * over the mapping (same addresses, same bytes). False, with the mapping untouched, when any
  * step fails. */
@@ -525,6 +539,8 @@ copy_to_huge_pages(const struct gguf *g, model_progress_fn fn, void *ud)
     size_t len = (size + page - 1) / page * page;
     if ((uintptr_t)base % huge != 0 || g->map.fd < 0)
         return false; /* a huge page could not map it where it is (small files are not aligned) */
+    if (!model_huge_pages_enabled())
+        return false;
     /* the copy plus a margin must fit without pushing anything else out */
     uint64_t avail = mem_available();
     if (avail == 0 || (uint64_t)len + (uint64_t)len / 8 + ((uint64_t)256 << 20) > avail)

@@ -117,6 +117,8 @@ enum model_residency {
  * says which happened. Results never depend on it. */
 enum model_residency model_load_weights(struct model *m, bool copy, model_progress_fn fn,
                                         void *ud);
+/* Whether transparent huge pages are available (not "[never]"); no copy is made without. */
+bool model_huge_pages_enabled(void);
 
 const char *model_arch_name(enum model_arch a);
 /* The file type llama.cpp's loader guesses for a GGUF without general.file_type: its name for
