@@ -9,10 +9,10 @@
 
 #include <jansson.h>
 
+#include "cli/bundle_cli.h"
 #include "cli/cli.h"
 #include "store/store.h"
 #include "transfer/bundle.h"
-#include "util/parse.h"
 
 const char cmd_import_usage[] =
     "Usage: airlock import BUNDLE --trust PUBFILE_OR_DIR [--data DIR] [--model-file PATH]\n"
@@ -99,109 +99,75 @@ import_print_json(const struct store_import_result *res, const struct bundle_rep
                                                   al_code_name(e->code), "exit_status",
                                                   al_exit_status(e->code)));
     }
-    json_t *fails = json_array(), *warn = json_array();
-    for (size_t i = 0; i < r->n_failures; i++)
-        json_array_append_new(fails,
-                              json_pack("{s:s,s:s,s:s}", "path", r->failures[i].path, "kind",
-                                        r->failures[i].kind, "message", r->failures[i].message));
-    for (size_t i = 0; i < r->n_warnings; i++)
-        json_array_append_new(warn, json_string(r->warnings[i]));
-    json_object_set_new(o, "failures", fails);
-    json_object_set_new(o, "warnings", warn);
+    json_object_set_new(o, "failures", bundle_cli_json_failures(r));
+    json_object_set_new(o, "warnings", bundle_cli_json_strings(r->warnings, r->n_warnings));
     json_dumpf(o, stdout, JSON_INDENT(2));
     fputc('\n', stdout);
     json_decref(o);
 }
 
+enum { O_MODEL_FILE = BUNDLE_OPT_OWN };
+
+/* In usage-text order: getopt_long names an ambiguous abbreviation's candidates in this order. */
+static const struct option import_opts[] = {
+    BUNDLE_CLI_OPTION_TRUST,
+    BUNDLE_CLI_OPTION_UNSIGNED,
+    {"data", required_argument, NULL, 'd'},
+    {"model-file", required_argument, NULL, O_MODEL_FILE},
+    BUNDLE_CLI_OPTIONS_TAIL,
+    {NULL, 0, NULL, 0},
+};
+
+/* What import's own options set. */
+struct import_args {
+    struct store_import_opts o; /* for store_import */
+    const char *data;           /* -d, --data DIR; NULL for cli_data_dir's default */
+};
+
+/* bundle_cli_own_fn: import's own options, into the struct import_args ud. */
+static int
+import_option(void *ud, int opt, const char *arg)
+{
+    struct import_args *a = ud;
+    if (opt == 'd')
+        a->data = arg;
+    else if (opt == O_MODEL_FILE)
+        a->o.model_file = arg;
+    else
+        return 0;
+    return 1;
+}
+
 int
 cmd_import(int argc, char **argv)
 {
-    enum { O_UNSIGNED = 256, O_MODEL_FILE, O_CODE, O_PICKLE, O_JSON };
-    static const struct option opts[] = {
-        {"trust", required_argument, NULL, 't'},
-        {"allow-unsigned", no_argument, NULL, O_UNSIGNED},
-        {"data", required_argument, NULL, 'd'},
-        {"model-file", required_argument, NULL, O_MODEL_FILE},
-        {"allow-code", no_argument, NULL, O_CODE},
-        {"allow-pickle", no_argument, NULL, O_PICKLE},
-        {"threads", required_argument, NULL, 'j'},
-        {"json", no_argument, NULL, O_JSON},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    struct store_import_opts o;
-    memset(&o, 0, sizeof o);
-    const char *data = NULL;
-    bool json = false;
+    struct import_args a;
+    memset(&a, 0, sizeof a);
+    struct store_import_opts *o = &a.o;
+    struct bundle_cli bc = BUNDLE_CLI_INIT(*o);
     struct al_err e = {0};
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "t:d:j:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 't':
-            o.trust = optarg;
-            break;
-        case O_UNSIGNED:
-            o.allow_unsigned = true;
-            break;
-        case 'd':
-            data = optarg;
-            break;
-        case O_MODEL_FILE:
-            o.model_file = optarg;
-            break;
-        case O_CODE:
-            o.allow_code = true;
-            break;
-        case O_PICKLE:
-            o.allow_pickle = true;
-            break;
-        case 'j':
-            if (parse_int(optarg, 1, 1024, "--threads", &o.threads, &e) != 0)
-                return cli_usage_error("import", "%s", e.msg);
-            break;
-        case O_JSON:
-            json = true;
-            break;
-        case 'h':
-            cli_print_usage("import", stdout);
-            return AL_EXIT_OK;
-        default:
-            return cli_usage_error("import", "unknown or incomplete option");
-        }
-    }
-    if (optind + 1 != argc)
-        return cli_usage_error("import", optind >= argc ? "BUNDLE is required"
-                                                        : "exactly one BUNDLE is expected");
-    o.bundle = argv[optind];
-    if (!o.trust && !o.allow_unsigned)
+    int rc;
+    o->bundle = bundle_cli_parse(&bc, "import", argc, argv, "t:d:j:h", import_opts, import_option,
+                                 &a, &rc);
+    if (!o->bundle)
+        return rc;
+    bool json = bc.json;
+    if (!o->trust && !o->allow_unsigned)
         return cli_usage_error("import", "--trust PUBFILE_OR_DIR is required (or, to import "
                                          "without any signature check, --allow-unsigned)");
-    if (o.trust && o.allow_unsigned)
+    if (o->trust && o->allow_unsigned)
         return cli_usage_error("import", "--trust and --allow-unsigned are exclusive");
-    data = cli_data_dir(data);
-    o.progress = cli_stderr_is_tty() && !json;
+    const char *data = cli_data_dir(a.data);
+    o->progress = cli_stderr_is_tty() && !json;
 
     struct bundle_report r;
     bundle_report_init(&r);
     struct store_import_result res;
     memset(&res, 0, sizeof res);
-    int rc;
-    int ir = store_import(data, &o, &res, &r, &e);
-    for (size_t i = 0; i < r.n_notes; i++)
-        fprintf(stderr, "airlock import: note: %s\n", r.notes[i]);
-    for (size_t i = 0; i < r.n_failures; i++)
-        fprintf(stderr, "airlock import: %s\n", r.failures[i].message);
-    if (r.unsigned_allowed)
-        cli_banner("WARNING: UNSIGNED -- nothing vouches for this model (--allow-unsigned); "
-                   "it is recorded as unsigned");
-    if (r.code_allowed)
-        cli_banner("WARNING: EXECUTABLE CODE was allowed through (--allow-code)");
-    if (r.pickle_allowed)
-        cli_banner("WARNING: PICKLE files were allowed through: loading them runs code "
-                   "(--allow-pickle)");
-    for (size_t i = 0; i < r.n_warnings; i++)
-        fprintf(stderr, "airlock import: warning: %s\n", r.warnings[i]);
+    int ir = store_import(data, o, &res, &r, &e);
+    bundle_cli_print_report("import", &r,
+                            "WARNING: UNSIGNED -- nothing vouches for this model "
+                            "(--allow-unsigned); it is recorded as unsigned");
     if (ir != 0) {
         if (json)
             import_print_json(&res, &r, &e, false);

@@ -8,9 +8,9 @@
 
 #include <jansson.h>
 
+#include "cli/bundle_cli.h"
 #include "cli/cli.h"
 #include "transfer/bundle.h"
-#include "util/parse.h"
 
 const char cmd_verify_usage[] =
     "Usage: airlock verify BUNDLE --trust PUBFILE_OR_DIR [--extract DEST]\n"
@@ -56,36 +56,15 @@ const char cmd_verify_usage[] =
     "  airlock verify /mnt/drive --strip-prefix /mnt/drive --trust-gpg site-keyring.gpg\n";
 
 static void
-verify_banner(const char *text)
-{
-    size_t n = strlen(text);
-    fputs("+", stderr);
-    for (size_t i = 0; i < n + 2; i++)
-        fputc('-', stderr);
-    fputs("+\n", stderr);
-    fprintf(stderr, "| %s |\n", text);
-    fputs("+", stderr);
-    for (size_t i = 0; i < n + 2; i++)
-        fputc('-', stderr);
-    fputs("+\n", stderr);
-}
-
-static void
 verify_print_json(const struct bundle_report *r)
 {
-    json_t *files = json_array(), *fails = json_array(), *warn = json_array(),
-           *notes = json_array();
+    json_t *files = json_array();
     for (size_t i = 0; i < r->n_files; i++)
         json_array_append_new(
             files, json_pack("{s:s,s:s}", "path", r->files[i].path, "status", r->files[i].status));
-    for (size_t i = 0; i < r->n_failures; i++)
-        json_array_append_new(fails,
-                              json_pack("{s:s,s:s,s:s}", "path", r->failures[i].path, "kind",
-                                        r->failures[i].kind, "message", r->failures[i].message));
-    for (size_t i = 0; i < r->n_warnings; i++)
-        json_array_append_new(warn, json_string(r->warnings[i]));
-    for (size_t i = 0; i < r->n_notes; i++)
-        json_array_append_new(notes, json_string(r->notes[i]));
+    json_t *fails = bundle_cli_json_failures(r);
+    json_t *warn = bundle_cli_json_strings(r->warnings, r->n_warnings);
+    json_t *notes = bundle_cli_json_strings(r->notes, r->n_notes);
     json_t *bundle =
         r->name ? json_pack("{s:s,s:s}", "name", r->name, "version", r->version ? r->version : "")
                 : json_null();
@@ -100,76 +79,58 @@ verify_print_json(const struct bundle_report *r)
     }
 }
 
+enum { O_GPG = BUNDLE_OPT_OWN, O_MANIFEST, O_STRIP };
+
+/* In usage-text order: getopt_long names an ambiguous abbreviation's candidates in this order. */
+static const struct option verify_opts[] = {
+    BUNDLE_CLI_OPTION_TRUST,
+    {"trust-gpg", required_argument, NULL, O_GPG},
+    BUNDLE_CLI_OPTION_UNSIGNED,
+    {"manifest", required_argument, NULL, O_MANIFEST},
+    {"strip-prefix", required_argument, NULL, O_STRIP},
+    {"extract", required_argument, NULL, 'x'},
+    BUNDLE_CLI_OPTIONS_TAIL,
+    {NULL, 0, NULL, 0},
+};
+
+/* bundle_cli_own_fn: verify's own options, into the struct bundle_verify_opts ud. */
+static int
+verify_option(void *ud, int opt, const char *arg)
+{
+    struct bundle_verify_opts *o = ud;
+    switch (opt) {
+    case O_GPG:
+        o->trust_gpg = arg;
+        return 1;
+    case O_MANIFEST:
+        o->manifest = arg;
+        return 1;
+    case O_STRIP:
+        o->strip_prefix = arg;
+        return 1;
+    case 'x':
+        o->extract = arg;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 int
 cmd_verify(int argc, char **argv)
 {
-    enum { O_GPG = 256, O_UNSIGNED, O_MANIFEST, O_STRIP, O_CODE, O_PICKLE, O_JSON };
-    static const struct option opts[] = {
-        {"trust", required_argument, NULL, 't'},
-        {"trust-gpg", required_argument, NULL, O_GPG},
-        {"allow-unsigned", no_argument, NULL, O_UNSIGNED},
-        {"manifest", required_argument, NULL, O_MANIFEST},
-        {"strip-prefix", required_argument, NULL, O_STRIP},
-        {"extract", required_argument, NULL, 'x'},
-        {"allow-code", no_argument, NULL, O_CODE},
-        {"allow-pickle", no_argument, NULL, O_PICKLE},
-        {"threads", required_argument, NULL, 'j'},
-        {"json", no_argument, NULL, O_JSON},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     struct bundle_verify_opts o;
     memset(&o, 0, sizeof o);
-    bool json = false;
+    struct bundle_cli bc = BUNDLE_CLI_INIT(o);
     struct al_err e = {0};
     struct bundle_report r;
     bundle_report_init(&r);
-    int rc, c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "t:x:j:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 't':
-            o.trust = optarg;
-            break;
-        case O_GPG:
-            o.trust_gpg = optarg;
-            break;
-        case O_UNSIGNED:
-            o.allow_unsigned = true;
-            break;
-        case O_MANIFEST:
-            o.manifest = optarg;
-            break;
-        case O_STRIP:
-            o.strip_prefix = optarg;
-            break;
-        case 'x':
-            o.extract = optarg;
-            break;
-        case O_CODE:
-            o.allow_code = true;
-            break;
-        case O_PICKLE:
-            o.allow_pickle = true;
-            break;
-        case O_JSON:
-            json = true;
-            break;
-        case 'j':
-            if (parse_int(optarg, 1, 1024, "--threads", &o.threads, &e) != 0)
-                return cli_usage_error("verify", "%s", e.msg);
-            break;
-        case 'h':
-            cli_print_usage("verify", stdout);
-            return AL_EXIT_OK;
-        default:
-            return cli_usage_error("verify", "unknown or incomplete option");
-        }
-    }
-    if (optind + 1 != argc)
-        return cli_usage_error("verify", optind >= argc ? "BUNDLE is required"
-                                                        : "exactly one BUNDLE is expected");
-    o.path = argv[optind];
+    int rc;
+    o.path = bundle_cli_parse(&bc, "verify", argc, argv, "t:x:j:h", verify_opts, verify_option,
+                              &o, &rc);
+    if (!o.path)
+        return rc;
+    bool json = bc.json;
     if (!o.trust && !o.trust_gpg && !o.allow_unsigned)
         return cli_usage_error("verify", "--trust PUB, --trust-gpg KEYRING or --allow-unsigned "
                                          "is required");
@@ -179,19 +140,8 @@ cmd_verify(int argc, char **argv)
         rc = cli_fail("verify", &e, json);
         goto out;
     }
-    for (size_t i = 0; i < r.n_notes; i++)
-        fprintf(stderr, "airlock verify: note: %s\n", r.notes[i]);
-    for (size_t i = 0; i < r.n_failures; i++)
-        fprintf(stderr, "airlock verify: %s\n", r.failures[i].message);
-    if (r.unsigned_allowed)
-        verify_banner("WARNING: UNSIGNED -- nothing vouches for these files (--allow-unsigned)");
-    if (r.code_allowed)
-        verify_banner("WARNING: EXECUTABLE CODE was allowed through (--allow-code)");
-    if (r.pickle_allowed)
-        verify_banner("WARNING: PICKLE files were allowed through: loading them runs code "
-                      "(--allow-pickle)");
-    for (size_t i = 0; i < r.n_warnings; i++)
-        fprintf(stderr, "airlock verify: warning: %s\n", r.warnings[i]);
+    bundle_cli_print_report(
+        "verify", &r, "WARNING: UNSIGNED -- nothing vouches for these files (--allow-unsigned)");
     if (json)
         verify_print_json(&r);
     if (vr != 0) {

@@ -281,40 +281,15 @@ dirs_open_locked(struct store_dirs *d, const char *data_dir, struct al_err *e)
 
 /* ===== Reading the bundle's own files ==================================================== */
 
-static int
-slurp_entry(struct tar_reader *tr, const struct tar_entry *te, size_t max, char **out,
-            size_t *len, struct al_err *e)
-{
-    if (*out)
-        return al_errf(e, AL_EFORMAT, "%s: %s appears twice", tr->what, te->path);
-    if (te->size > max)
-        return al_errf(e, AL_ELIMIT, "%s: %s is %llu bytes, limit %zu", tr->what, te->path,
-                       (unsigned long long)te->size, max);
-    char *p = xmalloc((size_t)te->size + 1);
-    size_t got = 0;
-    for (;;) {
-        ssize_t k = tar_reader_read(tr, p + got, (size_t)te->size + 1 - got, e);
-        if (k < 0) {
-            free(p);
-            return -1;
-        }
-        if (k == 0)
-            break;
-        got += (size_t)k;
-        if (got > te->size) {
-            free(p);
-            return al_errf(e, AL_EFORMAT, "%s: %s is longer than its header says", tr->what,
-                           te->path);
-        }
-    }
-    p[got] = '\0';
-    *out = p;
-    *len = got;
-    return 0;
-}
+/* Called by walk_tar on each entry in archive order. It may read the entry's data
+ * (tar_reader_read, tar_reader_slurp) or leave it, and libarchive skips it. < 0 stops. */
+typedef int (*walk_tar_fn)(struct tar_reader *tr, const struct tar_entry *te, void *ud,
+                            struct al_err *e);
 
+/* Open the tar at path (a regular file) and call fn(tr, te, ud, e) on each of its entries.
+ * 0 when every entry was seen; -1 on a read error, a refused entry or fn's failure. */
 static int
-meta_read_tar(const char *path, struct meta *m, struct al_err *e)
+walk_tar(const char *path, walk_tar_fn fn, void *ud, struct al_err *e)
 {
     int rc = -1;
     struct tar_reader tr;
@@ -331,14 +306,7 @@ meta_read_tar(const char *path, struct meta *m, struct al_err *e)
             goto out;
         if (n == 0)
             break;
-        int k = 0;
-        if (!strcmp(te.path, BUNDLE_MANIFEST))
-            k = slurp_entry(&tr, &te, MANIFEST_MAX_BYTES, &m->man, &m->man_len, e);
-        else if (!strcmp(te.path, BUNDLE_SIG))
-            k = slurp_entry(&tr, &te, STORE_SIG_MAX, &m->sig, &m->sig_len, e);
-        else if (!strcmp(te.path, BUNDLE_BOM))
-            k = slurp_entry(&tr, &te, STORE_BOM_MAX, &m->bom, &m->bom_len, e);
-        if (k < 0)
+        if (fn(&tr, &te, ud, e) < 0)
             goto out;
     }
     rc = 0;
@@ -346,6 +314,26 @@ out:
     tar_reader_close(&tr);
     close(fd);
     return rc;
+}
+
+/* walk_tar_fn for meta_read_tar: keep the bundle's own files whole, skip the rest. */
+static int
+meta_take_entry(struct tar_reader *tr, const struct tar_entry *te, void *ud, struct al_err *e)
+{
+    struct meta *m = ud;
+    if (!strcmp(te->path, BUNDLE_MANIFEST))
+        return tar_reader_slurp(tr, te, MANIFEST_MAX_BYTES, &m->man, &m->man_len, e);
+    if (!strcmp(te->path, BUNDLE_SIG))
+        return tar_reader_slurp(tr, te, STORE_SIG_MAX, &m->sig, &m->sig_len, e);
+    if (!strcmp(te->path, BUNDLE_BOM))
+        return tar_reader_slurp(tr, te, STORE_BOM_MAX, &m->bom, &m->bom_len, e);
+    return 0;
+}
+
+static int
+meta_read_tar(const char *path, struct meta *m, struct al_err *e)
+{
+    return walk_tar(path, meta_take_entry, m, e);
 }
 
 static int
@@ -710,16 +698,40 @@ out:
     return rc;
 }
 
+/* One import's copying: which entries still need a blob, and where the counts go. */
+struct copy_job {
+    struct store_dirs *d;            /* borrowed */
+    struct txn *x;                   /* borrowed */
+    const char *bundle;              /* borrowed path, for messages */
+    const struct meta *m;            /* borrowed: the verified manifest and BOM sizes */
+    bool *need;                      /* borrowed, m->m.n: copy still needed; cleared here */
+    struct progress *prog;           /* borrowed */
+    struct store_import_result *res; /* borrowed: blobs_new, blobs_shared, bytes_copied */
+};
+
+/* Copy manifest entry i from src into its blob and count it. */
 static int
-copy_from_dir(struct store_dirs *d, struct txn *x, const char *bundle, const struct meta *m,
-              bool *need, struct progress *prog, struct store_import_result *res,
-              struct al_err *e)
+copy_entry(const struct copy_job *j, struct copy_src *src, size_t i, struct al_err *e)
 {
-    for (size_t i = 0; i < m->m.n; i++) {
-        if (!need[i])
+    const struct manifest_entry *me = &j->m->m.v[i];
+    bool added;
+    if (copy_into_blob(j->d, j->x, src, me->path, me->sha256, j->m->size[i], j->prog,
+                       &j->res->bytes_copied, &added, e) < 0)
+        return -1;
+    j->res->blobs_new += added;
+    j->res->blobs_shared += !added;
+    j->need[i] = false;
+    return 0;
+}
+
+static int
+copy_from_dir(const struct copy_job *j, struct al_err *e)
+{
+    for (size_t i = 0; i < j->m->m.n; i++) {
+        if (!j->need[i])
             continue;
-        const struct manifest_entry *me = &m->m.v[i];
-        char *full = fsx_join(bundle, me->path);
+        const struct manifest_entry *me = &j->m->m.v[i];
+        char *full = fsx_join(j->bundle, me->path);
         int fd = fsx_open_read(full, e);
         free(full);
         if (fd < 0) {
@@ -727,71 +739,43 @@ copy_from_dir(struct store_dirs *d, struct txn *x, const char *bundle, const str
             return al_errctx(e, "%s changed after verification", me->path);
         }
         struct copy_src src = {.fd = fd, .tr = NULL};
-        bool added;
-        int k = copy_into_blob(d, x, &src, me->path, me->sha256, m->size[i], prog,
-                               &res->bytes_copied, &added, e);
+        int k = copy_entry(j, &src, i, e);
         close(fd);
         if (k < 0)
             return -1;
-        res->blobs_new += added;
-        res->blobs_shared += !added;
-        need[i] = false;
     }
     return 0;
 }
 
+/* walk_tar_fn for copy_from_tar: copy a payload entry that still needs its blob. */
 static int
-copy_from_tar(struct store_dirs *d, struct txn *x, const char *bundle, const struct meta *m,
-              bool *need, struct progress *prog, struct store_import_result *res,
-              struct al_err *e)
+copy_tar_entry(struct tar_reader *tr, const struct tar_entry *te, void *ud, struct al_err *e)
 {
-    int rc = -1;
-    struct tar_reader tr;
-    memset(&tr, 0, sizeof tr);
-    int fd = fsx_open_read(bundle, e);
-    if (fd < 0)
+    const struct copy_job *j = ud;
+    if (te->is_dir || !strcmp(te->path, BUNDLE_MANIFEST) || !strcmp(te->path, BUNDLE_SIG) ||
+        !strcmp(te->path, BUNDLE_BOM))
+        return 0;
+    const struct manifest_entry *me = manifest_find(&j->m->m, te->path);
+    if (!me)
+        return al_errf(e, AL_EVERIFY, "%s: entry %s is not in the verified manifest: the "
+                       "bundle changed after verification", j->bundle, te->path);
+    size_t i = (size_t)(me - j->m->m.v);
+    if (!j->need[i])
+        return 0; /* libarchive skips the data */
+    struct copy_src src = {.fd = -1, .tr = tr};
+    return copy_entry(j, &src, i, e);
+}
+
+static int
+copy_from_tar(const struct copy_job *j, struct al_err *e)
+{
+    if (walk_tar(j->bundle, copy_tar_entry, (void *)j, e) < 0)
         return -1;
-    if (tar_reader_open_fd(&tr, fd, bundle, e) < 0)
-        goto out;
-    for (;;) {
-        struct tar_entry te;
-        int n = tar_reader_next(&tr, &te, e);
-        if (n < 0)
-            goto out;
-        if (n == 0)
-            break;
-        if (te.is_dir || !strcmp(te.path, BUNDLE_MANIFEST) || !strcmp(te.path, BUNDLE_SIG) ||
-            !strcmp(te.path, BUNDLE_BOM))
-            continue;
-        const struct manifest_entry *me = manifest_find(&m->m, te.path);
-        if (!me) {
-            al_errf(e, AL_EVERIFY, "%s: entry %s is not in the verified manifest: the bundle "
-                    "changed after verification", bundle, te.path);
-            goto out;
-        }
-        size_t i = (size_t)(me - m->m.v);
-        if (!need[i])
-            continue; /* libarchive skips the data */
-        struct copy_src src = {.fd = -1, .tr = &tr};
-        bool added;
-        if (copy_into_blob(d, x, &src, me->path, me->sha256, m->size[i], prog,
-                           &res->bytes_copied, &added, e) < 0)
-            goto out;
-        res->blobs_new += added;
-        res->blobs_shared += !added;
-        need[i] = false;
-    }
-    for (size_t i = 0; i < m->m.n; i++)
-        if (need[i]) {
-            al_errf(e, AL_EVERIFY, "%s: %s is missing: the bundle changed after verification",
-                    bundle, m->m.v[i].path);
-            goto out;
-        }
-    rc = 0;
-out:
-    tar_reader_close(&tr);
-    close(fd);
-    return rc;
+    for (size_t i = 0; i < j->m->m.n; i++)
+        if (j->need[i])
+            return al_errf(e, AL_EVERIFY, "%s: %s is missing: the bundle changed after "
+                           "verification", j->bundle, j->m->m.v[i].path);
+    return 0;
 }
 
 /* ===== record.json ======================================================================= */
@@ -1270,8 +1254,9 @@ store_import(const char *data_dir, const struct store_import_opts *o,
         goto out;
     progress_init(&p, "importing", to_copy, o->progress && to_copy > 0);
     progress_on = true;
-    if ((is_tar ? copy_from_tar(&d, &x, o->bundle, &m, need, &p, res, e)
-                : copy_from_dir(&d, &x, o->bundle, &m, need, &p, res, e)) < 0)
+    struct copy_job job = {.d = &d, .x = &x, .bundle = o->bundle, .m = &m, .need = need,
+                           .prog = &p, .res = res};
+    if ((is_tar ? copy_from_tar(&job, e) : copy_from_dir(&job, e)) < 0)
         goto out;
     progress_finish(&p);
     progress_on = false;

@@ -1056,37 +1056,6 @@ out:
     return rc;
 }
 
-/* Read the current tar entry fully into memory (at most max bytes). */
-static int
-tar_slurp(struct tar_reader *tr, const struct tar_entry *te, size_t max, char **out, size_t *len,
-          struct al_err *e)
-{
-    if (te->size > max)
-        return al_errf(e, AL_ELIMIT, "%s: %s is %llu bytes, limit %zu", tr->what, te->path,
-                       (unsigned long long)te->size, max);
-    char *p = xmalloc((size_t)te->size + 1);
-    size_t got = 0;
-    for (;;) {
-        ssize_t k = tar_reader_read(tr, p + got, (size_t)te->size + 1 - got, e);
-        if (k < 0) {
-            free(p);
-            return -1;
-        }
-        if (k == 0)
-            break;
-        got += (size_t)k;
-        if (got > te->size) {
-            free(p);
-            return al_errf(e, AL_EFORMAT, "%s: %s is longer than its header says", tr->what,
-                           te->path);
-        }
-    }
-    p[got] = '\0';
-    *out = p;
-    *len = got;
-    return 0;
-}
-
 static int
 verify_tar(const struct bundle_verify_opts *o, const struct minisig_trust *t, struct stage *st,
            struct bundle_report *r, struct al_err *e)
@@ -1126,8 +1095,8 @@ verify_tar(const struct bundle_verify_opts *o, const struct minisig_trust *t, st
             bool is_man = strcmp(te.path, BUNDLE_MANIFEST) == 0;
             char **dst = is_man ? &man : &sig;
             size_t *dlen = is_man ? &man_len : &sig_len;
-            if (tar_slurp(&tr, &te, is_man ? MANIFEST_MAX_BYTES : BUNDLE_SIG_MAX, dst, dlen, e) !=
-                0)
+            size_t max = is_man ? MANIFEST_MAX_BYTES : BUNDLE_SIG_MAX;
+            if (tar_reader_slurp(&tr, &te, max, dst, dlen, e) != 0)
                 goto out;
             if (st->tmp && stage_write_buf(st->fd, te.path, *dst, *dlen, e) != 0)
                 goto out;
@@ -1135,7 +1104,7 @@ verify_tar(const struct bundle_verify_opts *o, const struct minisig_trust *t, st
         }
         if (strcmp(te.path, BUNDLE_BOM) == 0) {
             /* kept whole: its hash is signed, and bom_parse needs all of it */
-            if (tar_slurp(&tr, &te, BUNDLE_BOM_MAX, &bom, &bom_len, e) != 0)
+            if (tar_reader_slurp(&tr, &te, BUNDLE_BOM_MAX, &bom, &bom_len, e) != 0)
                 goto out;
             struct found *bf = found_add(&fl, te.path);
             bf->size = bom_len;

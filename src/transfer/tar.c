@@ -421,6 +421,38 @@ tar_reader_read(struct tar_reader *r, void *p, size_t n, struct al_err *e)
     return (ssize_t)got;
 }
 
+int
+tar_reader_slurp(struct tar_reader *r, const struct tar_entry *ent, size_t max, char **out,
+                 size_t *len, struct al_err *e)
+{
+    if (*out)
+        return al_errf(e, AL_EFORMAT, "%s: %s appears twice", r->what, ent->path);
+    if (ent->size > max)
+        return al_errf(e, AL_ELIMIT, "%s: %s is %llu bytes, limit %zu", r->what, ent->path,
+                       (unsigned long long)ent->size, max);
+    char *p = xmalloc((size_t)ent->size + 1);
+    size_t got = 0;
+    for (;;) {
+        ssize_t k = tar_reader_read(r, p + got, (size_t)ent->size + 1 - got, e);
+        if (k < 0) {
+            free(p);
+            return -1;
+        }
+        if (k == 0)
+            break;
+        got += (size_t)k;
+        if (got > ent->size) {
+            free(p);
+            return al_errf(e, AL_EFORMAT, "%s: %s is longer than its header says", r->what,
+                           ent->path);
+        }
+    }
+    p[got] = '\0';
+    *out = p;
+    *len = got;
+    return 0;
+}
+
 void
 tar_reader_close(struct tar_reader *r)
 {

@@ -74,6 +74,14 @@ int tar_reader_open_memory(struct tar_reader *r, const void *p, size_t n, const 
 int tar_reader_next(struct tar_reader *r, struct tar_entry *ent, struct al_err *e);
 /* Read entry data; returns bytes (0 at the end of the entry) or -1. */
 ssize_t tar_reader_read(struct tar_reader *r, void *p, size_t n, struct al_err *e);
+/* Read all of the current entry ent (as tar_reader_next just returned it) into one owned,
+ * NUL-terminated buffer: *out and its length *len. *out must be NULL on entry: a buffer
+ * already filled means the entry appears twice (AL_EFORMAT). An entry whose header says more
+ * than max bytes is AL_ELIMIT before anything is read; more data than the header says is
+ * AL_EFORMAT. On error *out and *len are unchanged. For the bundle's own small files
+ * (manifest, signature, BOM); payloads are streamed with tar_reader_read. */
+int tar_reader_slurp(struct tar_reader *r, const struct tar_entry *ent, size_t max, char **out,
+                     size_t *len, struct al_err *e);
 void tar_reader_close(struct tar_reader *r); /* safe on a zeroed reader */
 
 /* Read a whole in-memory archive through the same checks (fuzz entry point). */

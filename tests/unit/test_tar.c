@@ -210,6 +210,49 @@ test_writer_roundtrip(void **state)
     rmdir(dir);
 }
 
+/* tar_reader_slurp: whole small entries into memory, bounded, each at most once. */
+static void
+test_slurp(void **state)
+{
+    (void)state;
+    const struct ent ents[] = {
+        {"MANIFEST.sha256", AE_IFREG, "abc\n", NULL, 0},
+        {"BOM.json", AE_IFREG, "0123456789", NULL, 0},
+        {"empty", AE_IFREG, "", NULL, 0},
+    };
+    size_t len = build(ARCHIVE_FORMAT_TAR_PAX_INTERCHANGE, ents, 3, arc, sizeof arc);
+    struct al_err e = {0};
+    struct tar_reader r;
+    struct tar_entry te;
+    char *man = NULL, *bom = NULL, *empty = NULL;
+    size_t man_len = 0, bom_len = 7, empty_len = 9;
+    assert_int_equal(tar_reader_open_memory(&r, arc, len, "t.tar", &e), 0);
+    assert_int_equal(tar_reader_next(&r, &te, &e), 1);
+    assert_int_equal(tar_reader_slurp(&r, &te, 4, &man, &man_len, &e), 0);
+    assert_int_equal(man_len, 4);
+    assert_string_equal(man, "abc\n"); /* NUL-terminated */
+    /* a buffer already filled: the same file twice */
+    assert_int_equal(tar_reader_slurp(&r, &te, 4, &man, &man_len, &e), -1);
+    assert_int_equal(e.code, AL_EFORMAT);
+    assert_non_null(strstr(e.msg, "t.tar: MANIFEST.sha256 appears twice"));
+    assert_int_equal(man_len, 4);
+    /* over the limit: refused before reading, outputs untouched */
+    assert_int_equal(tar_reader_next(&r, &te, &e), 1);
+    assert_int_equal(tar_reader_slurp(&r, &te, 9, &bom, &bom_len, &e), -1);
+    assert_int_equal(e.code, AL_ELIMIT);
+    assert_non_null(strstr(e.msg, "t.tar: BOM.json is 10 bytes, limit 9"));
+    assert_null(bom);
+    assert_int_equal(bom_len, 7);
+    assert_int_equal(tar_reader_next(&r, &te, &e), 1);
+    assert_int_equal(tar_reader_slurp(&r, &te, 0, &empty, &empty_len, &e), 0);
+    assert_int_equal(empty_len, 0);
+    assert_string_equal(empty, "");
+    assert_int_equal(tar_reader_next(&r, &te, &e), 0);
+    tar_reader_close(&r);
+    free(man);
+    free(empty);
+}
+
 int
 main(void)
 {
@@ -218,6 +261,7 @@ main(void)
         cmocka_unit_test(test_hostile_entries),
         cmocka_unit_test(test_garbage_and_truncation),
         cmocka_unit_test(test_writer_roundtrip),
+        cmocka_unit_test(test_slurp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
