@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "util/parse.h"
 #include "util/xalloc.h"
 
 /* Bounds that keep every later size product far from overflow and reject absurd headers. */
@@ -504,11 +505,23 @@ mem_available(void)
         return 0;
     char line[128];
     uint64_t kb = 0;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %" SCNu64 " kB", &kb) == 1)
-            break;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "MemAvailable:", 13) != 0)
+            continue;
+        char *p = line + 13;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        char *q = p;
+        while (*q >= '0' && *q <= '9')
+            q++;
+        *q = '\0'; /* "NNN kB": the unit is always kB */
+        struct al_err ignore = {0};
+        if (parse_u64(p, 0, UINT64_MAX / 1024, "MemAvailable", &kb, &ignore) < 0)
+            kb = 0;
+        break;
+    }
     fclose(f);
-    return kb > UINT64_MAX / 1024 ? 0 : kb * 1024;
+    return kb * 1024;
 }
 
 /* False when the kernel says transparent huge pages are off ("[never]"): a copy would then
