@@ -297,7 +297,7 @@ is_blk32(enum ggml_type wt)
 
 KS_INLINE void
 gemv32_t(enum ggml_type wt, const uint8_t *w, size_t wrb, int nb, int r0, int r1,
-         const uint8_t *x, float *out, __m256i *base)
+         const uint8_t *x, float *out, __m256i *base, float *xd)
 {
     const int wbb = blk32_bytes(wt);
     const bool has_min = wt == GGML_TYPE_Q4_1 || wt == GGML_TYPE_Q5_1;
@@ -309,6 +309,10 @@ gemv32_t(enum ggml_type wt, const uint8_t *w, size_t wrb, int nb, int r0, int r1
             base[b] = _mm256_sub_epi32(_mm256_setzero_si256(),
                                        dp_u8s8(_mm256_setzero_si256(), _mm256_set1_epi8((char)off),
                                                load256(x + (size_t)b * xbb + xoff)));
+    /* the activation scales as floats (an exact conversion): one broadcast per block instead
+     * of a half-load, broadcast and conversion, which matter at 30+ GB/s per core */
+    for (int b = 0; b < nb; b++)
+        xd[b] = f16(rd16(x + (size_t)b * xbb));
     ks_prefetch_head(w + (size_t)r0 * wrb, (size_t)(r1 - r0) * wrb);
     for (int r = r0; r < r1; r++) {
         const uint8_t *row = w + (size_t)r * wrb;
@@ -327,7 +331,8 @@ gemv32_t(enum ggml_type wt, const uint8_t *w, size_t wrb, int nb, int r0, int r1
                 p = dp_u8s8(p0, u, _mm256_sign_epi8(xv, sg));
             else
                 p = dp_u8s8(p0, u, xv);
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw, f16_bcast(xb)), acc);
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw, _mm256_set1_ps(xd[b])),
+                                  acc);
             if (has_min)
                 acc = _mm256_fmadd_ps(mw, _mm256_mul_ps(f16_bcast(xb + 2), _mm256_set1_ps(0.125f)),
                                       acc);
@@ -342,12 +347,13 @@ gemv32(enum ggml_type wt, const uint8_t *w, size_t wrb, int nb, int r0, int r1, 
        float *out)
 {
     __m256i base[KS_DEC_MAXB];
+    float xd[KS_DEC_MAXB];
     switch (wt) {
-    case GGML_TYPE_Q4_0: gemv32_t(GGML_TYPE_Q4_0, w, wrb, nb, r0, r1, x, out, base); break;
-    case GGML_TYPE_Q4_1: gemv32_t(GGML_TYPE_Q4_1, w, wrb, nb, r0, r1, x, out, base); break;
-    case GGML_TYPE_Q5_0: gemv32_t(GGML_TYPE_Q5_0, w, wrb, nb, r0, r1, x, out, base); break;
-    case GGML_TYPE_Q5_1: gemv32_t(GGML_TYPE_Q5_1, w, wrb, nb, r0, r1, x, out, base); break;
-    case GGML_TYPE_Q8_0: gemv32_t(GGML_TYPE_Q8_0, w, wrb, nb, r0, r1, x, out, base); break;
+    case GGML_TYPE_Q4_0: gemv32_t(GGML_TYPE_Q4_0, w, wrb, nb, r0, r1, x, out, base, xd); break;
+    case GGML_TYPE_Q4_1: gemv32_t(GGML_TYPE_Q4_1, w, wrb, nb, r0, r1, x, out, base, xd); break;
+    case GGML_TYPE_Q5_0: gemv32_t(GGML_TYPE_Q5_0, w, wrb, nb, r0, r1, x, out, base, xd); break;
+    case GGML_TYPE_Q5_1: gemv32_t(GGML_TYPE_Q5_1, w, wrb, nb, r0, r1, x, out, base, xd); break;
+    case GGML_TYPE_Q8_0: gemv32_t(GGML_TYPE_Q8_0, w, wrb, nb, r0, r1, x, out, base, xd); break;
     default: break;
     }
 }
