@@ -379,7 +379,9 @@ struct att_job {
     struct engine *en;       /* borrowed */
     const struct batch *b;   /* chunk */
     int il;                  /* layer */
-    int n_items;             /* n_tok * n_head */
+    int per_item;            /* query heads per item: consecutive heads of one KV group */
+    int per_group;           /* items per KV group: ceil(group / per_item) */
+    int n_items;             /* n_tok * n_head_kv * per_group */
     _Atomic int next;        /* first item not yet taken */
 };
 
@@ -394,30 +396,56 @@ struct att_job {
 #define ATT_TILED_MIN_TOKENS 64
 #define ATT_TILED_HEAD_MULTIPLE 16
 
+/* Item i of the job: token t, heads [h0, h0 + nh) of one KV group, against that KV head. The
+ * kernel reads each key and value once for the item's heads. */
 static void
-attention_head(struct engine *en, const struct batch *b, int il, int t, int h, int ith)
+attention_heads(const struct att_job *j, int i)
 {
+    struct engine *en = j->en;
+    const struct batch *b = j->b;
     const struct model_hparams *hp = &en->m->hp;
     int hd = hp->head_dim;
-    int kvh = h / (hp->n_head / hp->n_head_kv);
+    int group = hp->n_head / hp->n_head_kv;
+    int per_token = hp->n_head_kv * j->per_group;
+    int t = i / per_token;
+    int kvh = i % per_token / j->per_group;
+    int c = i % j->per_group * j->per_item;
+    int nh = group - c < j->per_item ? group - c : j->per_item;
+    int h0 = kvh * group + c;
     int seq = b->seq ? b->seq[t] : 0;
-    (void)ith;
-    en->k->attn_f16(hd, en->s.q + (size_t)t * hp->dim + (size_t)h * hd,
-                    kvcache_k(&en->kv, il, seq, 0) + (size_t)kvh * hd,
-                    kvcache_v(&en->kv, il, seq, 0) + (size_t)kvh * hd, (size_t)en->kv.kv_dim,
+    en->k->attn_f16(hd, nh, en->s.q + (size_t)t * hp->dim + (size_t)h0 * hd,
+                    kvcache_k(&en->kv, j->il, seq, 0) + (size_t)kvh * hd,
+                    kvcache_v(&en->kv, j->il, seq, 0) + (size_t)kvh * hd, (size_t)en->kv.kv_dim,
                     b->pos[t] + 1, 1.0f / sqrtf((float)hd),
-                    en->s.att + (size_t)t * hp->dim + (size_t)h * hd);
+                    en->s.att + (size_t)t * hp->dim + (size_t)h0 * hd);
 }
 
 static void
 attention_worker(void *arg, int ith, int nth)
 {
     struct att_job *j = arg;
-    int n_head = j->en->m->hp.n_head;
     int lo, hi;
+    (void)ith;
     while (claim(&j->next, j->n_items, nth, 1, &lo, &hi))
         for (int i = lo; i < hi; i++)
-            attention_head(j->en, j->b, j->il, i / n_head, i % n_head, ith);
+            attention_heads(j, i);
+}
+
+/* Heads per item: up to 4 of a KV group share one pass over its keys and values (their
+ * dependency chains overlap in the kernel), but the items must stay at least twice the
+ * threads so that none waits on another's last item. */
+#define ATT_MAX_HEADS_PER_ITEM 4
+
+static int
+attention_heads_per_item(const struct engine *en, int n_tok)
+{
+    const struct model_hparams *hp = &en->m->hp;
+    int group = hp->n_head / hp->n_head_kv;
+    int g = group < ATT_MAX_HEADS_PER_ITEM ? group : ATT_MAX_HEADS_PER_ITEM;
+    for (; g > 1; g--)
+        if ((long)n_tok * hp->n_head_kv * ((group + g - 1) / g) >= 2L * en->n_threads)
+            break;
+    return g;
 }
 
 /* The tiled path: work items are (KV head, block of consecutive tokens of one sequence); the
@@ -514,10 +542,16 @@ attention(struct engine *en, const struct batch *b, int il)
         attention_tiled(en, b, il);
         return;
     }
-    struct att_job j = {.en = en, .b = b, .il = il, .n_items = b->n_tokens * en->m->hp.n_head};
+    const struct model_hparams *hp = &en->m->hp;
+    int group = hp->n_head / hp->n_head_kv;
+    struct att_job j = {.en = en, .b = b, .il = il};
+    j.per_item = attention_heads_per_item(en, b->n_tokens);
+    j.per_group = (group + j.per_item - 1) / j.per_item;
+    j.n_items = b->n_tokens * hp->n_head_kv * j.per_group;
     atomic_init(&j.next, 0);
     /* per position and element: a dot and an axpy, and the accumulator's two F16 roundings */
-    double work = (double)j.n_items * en->m->hp.head_dim * 8 * (b->pos[b->n_tokens - 1] + 1);
+    double work = (double)b->n_tokens * hp->n_head * hp->head_dim * 8 *
+                  (b->pos[b->n_tokens - 1] + 1);
     if (work < PAR_MIN_WORK)
         attention_worker(&j, 0, 1);
     else

@@ -645,7 +645,8 @@ attn_matches_ref(void **state)
 /* attn_f16 of every table equals, bit for bit, the same table's dot_f16_f32, axpy_f16_f32 and
  * F16 row conversions composed as the reference composes its own (what forward.c did before the
  * loop was fused), and stays close to ref: head sizes with and without 16/8-element tails,
- * single and many positions, a strided cache. */
+ * single and many positions, a strided cache, and 1 or 5 query rows sharing the K/V (every
+ * row of a group equal to that row alone: groups of 4 + 1 at head size 64, 2 + 2 + 1 at 128). */
 static void
 attn_f16_composes_table_helpers(void **state)
 {
@@ -660,7 +661,8 @@ attn_f16_composes_table_helpers(void **state)
         k[i] = q_f32_to_f16(rng_unit(&s) * (i % 97 == 3 ? 8.0f : 1.5f));
         v[i] = q_f32_to_f16(rng_unit(&s) * (i % 89 == 5 ? 50.0f : 1.0f));
     }
-    float q[128], o1[128], o2[128], o3[128], qh[128], acc[128];
+    enum { NQ = 5 };
+    float qs[NQ * 128], o1s[NQ * 128], o2[128], o3[128], qh[128], acc[128];
     uint16_t h16[128];
     for (size_t ni = 0; ni < 3; ni++) {
         const struct kern *kt = table_or_null(names[ni]);
@@ -668,11 +670,16 @@ attn_f16_composes_table_helpers(void **state)
             continue;
         for (size_t hi = 0; hi < sizeof hds / sizeof hds[0]; hi++)
             for (size_t pi = 0; pi < sizeof poss / sizeof poss[0]; pi++) {
+                for (int nq = 1; nq <= NQ; nq += NQ - 1)
+                for (int row = 0; row < nq; row++) {
                 int hd = hds[hi], np = poss[pi];
                 float scale = 1.0f / sqrtf((float)hd);
-                for (int i = 0; i < hd; i++)
-                    q[i] = rng_unit(&s) * 2.0f;
-                kt->attn_f16(hd, q, k + 5, v + 5, STRIDE, np, scale, o1);
+                if (row == 0) {
+                    for (int i = 0; i < nq * hd; i++)
+                        qs[i] = rng_unit(&s) * 2.0f;
+                    kt->attn_f16(hd, nq, qs, k + 5, v + 5, STRIDE, np, scale, o1s);
+                }
+                const float *q = qs + (size_t)row * hd, *o1 = o1s + (size_t)row * hd;
                 /* the composition */
                 kt->f32_to_f16_row(q, h16, hd);
                 kt->f16_to_f32_row(h16, qh, hd);
@@ -700,9 +707,9 @@ attn_f16_composes_table_helpers(void **state)
                 for (int i = 0; i < hd; i++)
                     o2[i] = acc[i] * inv;
                 if (memcmp(o1, o2, sizeof(float) * (size_t)hd) != 0)
-                    fail_msg("%s attn_f16 hd %d n_pos %d differs from its own helpers", kt->name,
-                             hd, np);
-                kern_ref()->attn_f16(hd, q, k + 5, v + 5, STRIDE, np, scale, o3);
+                    fail_msg("%s attn_f16 hd %d n_pos %d row %d of %d differs from its own "
+                             "helpers", kt->name, hd, np, row, nq);
+                kern_ref()->attn_f16(hd, 1, q, k + 5, v + 5, STRIDE, np, scale, o3);
                 double mag = 0.0;
                 for (int i = 0; i < hd; i++)
                     mag = fmax(mag, fabs(o3[i]));
@@ -710,6 +717,7 @@ attn_f16_composes_table_helpers(void **state)
                     if (!(fabs((double)o1[i] - o3[i]) <= 4e-3 * mag + 1e-6))
                         fail_msg("%s attn_f16 hd %d n_pos %d [%d]: %g vs ref %g", kt->name, hd, np,
                                  i, o1[i], o3[i]);
+                }
             }
     }
     free(k);

@@ -26,7 +26,7 @@ void ref_rmsnorm(float *out, const float *x, const float *w, int n, float eps);
 void ref_softmax(float *x, int n);
 void ref_swiglu(float *g, const float *u, int n);
 void ref_attn_f32(const struct kern_attn *a);
-void ref_attn_f16(int hd, const float *q, const uint16_t *k, const uint16_t *v, size_t kv_stride,
-                  int n_pos, float scale, float *out);
+void ref_attn_f16(int hd, int n_q, const float *q, const uint16_t *k, const uint16_t *v,
+                  size_t kv_stride, int n_pos, float scale, float *out);
 
 #endif

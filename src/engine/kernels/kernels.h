@@ -145,14 +145,17 @@ struct kern {
      * and transposed once per tile for all rows) with the same online softmax per tile. */
     void (*attn_f32)(const struct kern_attn *a);
 
-    /* Attention of one query row against one KV head as llama.cpp's default CPU flash
-     * attention computes it (decode and batches under 64 tokens): q rounded to F16; for each
-     * position p < n_pos: s = scale * (q . k_p); online softmax; acc = acc * rescale + weight *
-     * v_p, rounded to F16 after every update; out = acc / sum. K and V rows (F16) at k + p *
-     * kv_stride, v + p * kv_stride; hd <= 1024. Every table gives exactly what its own
-     * dot_f16_f32, axpy_f16_f32 and F16 row conversions composed in that order give (the SIMD
-     * tables fuse the loop and keep the accumulator in registers). */
-    void (*attn_f16)(int hd, const float *q, const uint16_t *k, const uint16_t *v,
+    /* Attention of n_q query rows against one KV head (the query heads that share it) as
+     * llama.cpp's default CPU flash attention computes it (decode and batches under 64
+     * tokens), each row on its own: q rounded to F16; for each position p < n_pos:
+     * s = scale * (q . k_p); online softmax; acc = acc * rescale + weight * v_p, rounded to
+     * F16 after every update; out = acc / sum. q and out hold n_q rows of hd floats, one after
+     * the other; K and V rows (F16) at k + p * kv_stride, v + p * kv_stride; hd <= 1024. Every
+     * table gives, for each row, exactly what its own dot_f16_f32, axpy_f16_f32 and F16 row
+     * conversions composed in that order give for that row alone (the SIMD tables fuse the
+     * loop, keep accumulators in registers, and the AVX-512 one runs up to 4 rows per pass
+     * over the keys and values). */
+    void (*attn_f16)(int hd, int n_q, const float *q, const uint16_t *k, const uint16_t *v,
                      size_t kv_stride, int n_pos, float scale, float *out);
 
     /* dst[0..n) = the values of one row of type t (any weight or activation type above). */

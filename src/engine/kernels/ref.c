@@ -577,10 +577,10 @@ ref_swiglu(float *g, const float *u, int n)
         g[j] = g[j] / (1.0f + expf(-g[j])) * u[j];
 }
 
-/* The specification of attn_f16: the reference helpers composed step by step. */
-void
-ref_attn_f16(int hd, const float *q, const uint16_t *k, const uint16_t *v, size_t kv_stride,
-             int n_pos, float scale, float *out)
+/* The specification of attn_f16 for one row: the reference helpers composed step by step. */
+static void
+ref_attn_f16_row(int hd, const float *q, const uint16_t *k, const uint16_t *v, size_t kv_stride,
+                 int n_pos, float scale, float *out)
 {
     float qh[1024], acc[1024];
     uint16_t h16[1024];
@@ -609,6 +609,15 @@ ref_attn_f16(int hd, const float *q, const uint16_t *k, const uint16_t *v, size_
     float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
     for (int i = 0; i < hd; i++)
         out[i] = acc[i] * inv;
+}
+
+void
+ref_attn_f16(int hd, int n_q, const float *q, const uint16_t *k, const uint16_t *v,
+             size_t kv_stride, int n_pos, float scale, float *out)
+{
+    for (int r = 0; r < n_q; r++)
+        ref_attn_f16_row(hd, q + (size_t)r * hd, k, v, kv_stride, n_pos, scale,
+                         out + (size_t)r * hd);
 }
 
 /* One position at a time: score, online softmax (rescale the accumulator when the maximum

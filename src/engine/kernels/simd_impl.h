@@ -1298,17 +1298,119 @@ attn_f16_regs(int nv16, const float *q, const uint16_t *k, const uint16_t *v, si
         _mm256_storeu_ps(out + 8 * i, _mm256_mul_ps(acc[i], inv));
 }
 
-static void
-simd_attn_f16(int hd, const float *q, const uint16_t *k, const uint16_t *v, size_t kv_stride,
-              int n_pos, float scale, float *out)
+#if KS_VNNI
+KS_INLINE __m512
+round_f16_zmm(__m512 x)
 {
-    /* the common head sizes get their own copy with the size known, in registers */
-    if (hd == 64)
-        attn_f16_regs(4, q, k, v, kv_stride, n_pos, scale, out);
-    else if (hd == 128)
-        attn_f16_regs(8, q, k, v, kv_stride, n_pos, scale, out);
-    else
-        attn_f16_body(hd, q, k, v, kv_stride, n_pos, scale, out);
+    return _mm512_cvtph_ps(_mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+
+/* g query rows (g <= 4) of 16*nz elements (nz <= 8, g*nz <= 16) against one KV head, with
+ * 512-bit vectors, each key and value row converted once for all g rows. Per row the
+ * operations are attn_f16_regs' in the same order: lanes 0-7 of the score vector are its s0
+ * and lanes 8-15 its s1 (16 consecutive elements per vector); conversions, the rescale, the
+ * axpy and the F16 round trips act per element. So each row gets the same bits as alone. The
+ * point is the rows' independent dependency chains (score, exp, F16 round trip per
+ * position), which one row alone leaves the core waiting on. */
+KS_INLINE void
+attn_f16_zmm(int nz, int g, const float *q, const uint16_t *k, const uint16_t *v,
+             size_t kv_stride, int n_pos, float scale, float *out)
+{
+    enum { NZ = 8, G = 4 };
+    const int hd = 16 * nz;
+    __m512 qh[G][NZ], acc[G][NZ];
+    float m[G], sum[G], vs[G];
+#pragma GCC unroll 4
+    for (int r = 0; r < g; r++) {
+#pragma GCC unroll 8
+        for (int i = 0; i < nz; i++) {
+            qh[r][i] = round_f16_zmm(_mm512_loadu_ps(q + (size_t)r * hd + 16 * i));
+            acc[r][i] = _mm512_setzero_ps();
+        }
+        m[r] = -INFINITY;
+        sum[r] = 0.0f;
+    }
+    for (int p = 0; p < n_pos; p++) {
+        const uint16_t *kp = k + (size_t)p * kv_stride, *vp = v + (size_t)p * kv_stride;
+        __m512 kv[NZ];
+#pragma GCC unroll 8
+        for (int i = 0; i < nz; i++)
+            kv[i] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(kp + 16 * i)));
+#pragma GCC unroll 4
+        for (int r = 0; r < g; r++) {
+            __m512 sv = _mm512_setzero_ps();
+#pragma GCC unroll 8
+            for (int i = 0; i < nz; i++)
+                sv = _mm512_fmadd_ps(kv[i], qh[r][i], sv);
+            float s = hsum_ps(_mm256_add_ps(_mm512_castps512_ps256(sv),
+                                            _mm512_extractf32x8_ps(sv, 1))) * scale;
+            float ms = 1.0f;
+            vs[r] = 1.0f;
+            if (s > m[r]) {
+                ms = expf(m[r] - s);
+                m[r] = s;
+                __m512 mv = _mm512_set1_ps(ms);
+#pragma GCC unroll 8
+                for (int i = 0; i < nz; i++)
+                    acc[r][i] = round_f16_zmm(_mm512_mul_ps(acc[r][i], mv));
+            } else {
+                vs[r] = expf(s - m[r]);
+            }
+            sum[r] = sum[r] * ms + vs[r];
+        }
+#pragma GCC unroll 8
+        for (int i = 0; i < nz; i++) {
+            __m512 vv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(vp + 16 * i)));
+#pragma GCC unroll 4
+            for (int r = 0; r < g; r++)
+                acc[r][i] = round_f16_zmm(_mm512_fmadd_ps(_mm512_set1_ps(vs[r]), vv, acc[r][i]));
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < g; r++) {
+        __m512 inv = _mm512_set1_ps(sum[r] == 0.0f ? 0.0f : 1.0f / sum[r]);
+#pragma GCC unroll 8
+        for (int i = 0; i < nz; i++)
+            _mm512_storeu_ps(out + (size_t)r * hd + 16 * i, _mm512_mul_ps(acc[r][i], inv));
+    }
+}
+#endif
+
+static void
+simd_attn_f16(int hd, int n_q, const float *q, const uint16_t *k, const uint16_t *v,
+              size_t kv_stride, int n_pos, float scale, float *out)
+{
+#if KS_VNNI
+    if (hd == 64 || hd == 128) {
+        const int gmax = hd == 64 ? 4 : 2; /* 16 accumulator registers */
+        for (int r = 0; r < n_q;) {
+            int g = n_q - r < gmax ? n_q - r : gmax;
+            const float *qr = q + (size_t)r * hd;
+            float *orow = out + (size_t)r * hd;
+            switch (hd == 64 ? g : 4 + g) {
+            case 1: attn_f16_zmm(4, 1, qr, k, v, kv_stride, n_pos, scale, orow); break;
+            case 2: attn_f16_zmm(4, 2, qr, k, v, kv_stride, n_pos, scale, orow); break;
+            case 3: attn_f16_zmm(4, 3, qr, k, v, kv_stride, n_pos, scale, orow); break;
+            case 4: attn_f16_zmm(4, 4, qr, k, v, kv_stride, n_pos, scale, orow); break;
+            case 5: attn_f16_zmm(8, 1, qr, k, v, kv_stride, n_pos, scale, orow); break;
+            default: attn_f16_zmm(8, 2, qr, k, v, kv_stride, n_pos, scale, orow); break;
+            }
+            r += g;
+        }
+        return;
+    }
+#endif
+    for (int r = 0; r < n_q; r++) {
+        const float *qr = q + (size_t)r * hd;
+        float *orow = out + (size_t)r * hd;
+        /* the common head sizes get their own copy with the size known, in registers */
+        if (hd == 64)
+            attn_f16_regs(4, qr, k, v, kv_stride, n_pos, scale, orow);
+        else if (hd == 128)
+            attn_f16_regs(8, qr, k, v, kv_stride, n_pos, scale, orow);
+        else
+            attn_f16_body(hd, qr, k, v, kv_stride, n_pos, scale, orow);
+    }
 }
 
 /* ===== Attention over a block of query rows (prefill) ===================================== */
