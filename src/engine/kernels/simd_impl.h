@@ -276,6 +276,7 @@ tile32(enum ggml_type wt, const uint8_t *const *w, const uint8_t *const *pf,
  * on the activations only and are computed once per token for all rows. */
 #define KS_DEC_PF 8192     /* bytes ahead of the current block (measured: 4-8 KiB best) */
 #define KS_DEC_MAXB 1024   /* blocks whose offset terms fit the stack buffer (n <= 32768) */
+#define KS_SMALL_BATCH 6   /* fewer tokens than this run row by row, not in tiles */
 
 /* A range's first KS_DEC_PF bytes, which the running prefetch never covers, are requested
  * all at once: otherwise each chunk of rows starts with a string of demand misses while
@@ -830,23 +831,35 @@ simd_gemm(enum ggml_type wt, const void *w, size_t w_row_bytes, int n, int r0, i
     bool kq = wt == GGML_TYPE_Q4_K || wt == GGML_TYPE_Q5_K || wt == GGML_TYPE_Q6_K;
     int rm = kq ? KS_RMK : KS_RM, rn = kq ? KS_RNK : KS_RN;
     int full = n_tok / rn * rn;  /* tokens in whole prefill tiles; the rest go one by one */
-    if (full == 0) {
-        bool linear = is_blk32(wt) && n / 32 <= KS_DEC_MAXB;
-        for (int t = 0; t < n_tok; t++) {
-            if (linear) {
-                gemv32(wt, w, w_row_bytes, n / 32, r0, r1, (const uint8_t *)xq + (size_t)t * xrb,
-                       out + (size_t)t * ld_out);
-                continue;
-            }
+    bool linear = is_blk32(wt) && n / 32 <= KS_DEC_MAXB;
 #if KS_VNNI
-            if (kq) {
-                gemvk(wt, w, w_row_bytes, n / QK_K, r0, r1, (const uint8_t *)xq + (size_t)t * xrb,
-                      out + (size_t)t * ld_out);
-                continue;
-            }
+    bool lineark = kq;
+#else
+    bool lineark = false;
 #endif
-            for (int r = r0; r < r1; r += KS_RM_DECODE)
-                tile_decode(wt, w, w_row_bytes, n, r, r1, xq, xrb, t, n_tok, out, ld_out);
+    /* A few tokens (decode of a few sequences at once) go row by row too: the tiles' four
+     * interleaved rows streamed at a quarter to a half of the bandwidth here. Rows are taken
+     * KS_ROW_CHUNK at a time so that every token after the first finds them in L2. */
+    if (full == 0 || ((linear || lineark) && n_tok < KS_SMALL_BATCH)) {
+        int step = n_tok == 1 ? r1 - r0 : KS_ROW_CHUNK;
+        for (int rc = r0; rc < r1; rc += step) {
+            int rc1 = rc + step < r1 ? rc + step : r1;
+            for (int t = 0; t < n_tok; t++) {
+                const uint8_t *xt = (const uint8_t *)xq + (size_t)t * xrb;
+                float *ot = out + (size_t)t * ld_out;
+                if (linear) {
+                    gemv32(wt, w, w_row_bytes, n / 32, rc, rc1, xt, ot);
+                    continue;
+                }
+#if KS_VNNI
+                if (kq) {
+                    gemvk(wt, w, w_row_bytes, n / QK_K, rc, rc1, xt, ot);
+                    continue;
+                }
+#endif
+                for (int r = rc; r < rc1; r += KS_RM_DECODE)
+                    tile_decode(wt, w, w_row_bytes, n, r, rc1, xq, xrb, t, n_tok, out, ld_out);
+            }
         }
         return;
     }
