@@ -241,6 +241,54 @@ gemm_matches_ref_every_table(void **state)
     }
 }
 
+/* A few tokens at once (several sequences decoding in one step) give every token the same
+ * bits as that token alone, for the quantized types: the small-batch path keeps each token's
+ * operations and their order. Row ranges that start and end off any tile or block edge. */
+static void
+small_batch_equals_single_tokens(void **state)
+{
+    (void)state;
+    static const char *names[] = { "ref", "avx2", "avx512" };
+    static const enum ggml_type types[] = { GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q5_0,
+                                            GGML_TYPE_Q5_1, GGML_TYPE_Q8_0, GGML_TYPE_Q4_K,
+                                            GGML_TYPE_Q5_K, GGML_TYPE_Q6_K };
+    uint64_t s = 77;
+    enum { ROWS = 75, MAXT = 5 };
+    for (size_t ni = 0; ni < 3; ni++) {
+        const struct kern *k = table_or_null(names[ni]);
+        if (!k)
+            continue;
+        for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+            enum ggml_type wt = types[ti], at = kern_act_type(wt);
+            int n = kern_block_elems(wt) == 256 ? 512 : 576;
+            size_t wrow = kern_row_bytes(wt, n), xrow = kern_row_bytes(at, n);
+            uint8_t *w = xmalloc(wrow * ROWS), *xq = xmalloc(xrow * MAXT);
+            float *x = xmalloc(sizeof(float) * (size_t)n * MAXT);
+            float *ob = xmalloc(sizeof(float) * ROWS * MAXT), *o1 = xmalloc(sizeof(float) * ROWS);
+            fill_weights(wt, w, wrow * ROWS, &s);
+            fill_acts(x, n * MAXT, &s);
+            for (int t = 0; t < MAXT; t++)
+                k->quantize_row(at, x + (size_t)t * n, xq + t * xrow, n);
+            for (int nt = 2; nt <= MAXT; nt++) {
+                memset(ob, 0, sizeof(float) * ROWS * MAXT);
+                k->gemm(wt, w, wrow, n, 3, ROWS - 2, xq, nt, ob, ROWS);
+                for (int t = 0; t < nt; t++) {
+                    memset(o1, 0, sizeof(float) * ROWS);
+                    k->gemm(wt, w, wrow, n, 3, ROWS - 2, xq + t * xrow, 1, o1, ROWS);
+                    if (memcmp(o1 + 3, ob + (size_t)t * ROWS + 3, sizeof(float) * (ROWS - 5)) != 0)
+                        fail_msg("%s %s: token %d of a batch of %d differs from it alone", k->name,
+                                 ggml_type_name(wt), t, nt);
+                }
+            }
+            free(w);
+            free(xq);
+            free(x);
+            free(ob);
+            free(o1);
+        }
+    }
+}
+
 /* The packed-panel path at the sizes where its tiling shows: ranges spanning several panels
  * that start and end inside one, a lane group left empty, token counts around its micro
  * tile (6) including 1, and whole panels and tiles exactly. */
@@ -886,6 +934,7 @@ main(void)
         cmocka_unit_test(float_helpers_match_ref),
         cmocka_unit_test(attn_matches_ref),
         cmocka_unit_test(attn_f16_composes_table_helpers),
+        cmocka_unit_test(small_batch_equals_single_tokens),
         cmocka_unit_test(gemm_matches_ref_every_table),
         cmocka_unit_test(gemm_tiled_panels_and_tails),
         cmocka_unit_test(act_sums_known_values),

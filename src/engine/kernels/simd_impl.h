@@ -296,65 +296,106 @@ is_blk32(enum ggml_type wt)
            wt == GGML_TYPE_Q5_1 || wt == GGML_TYPE_Q8_0;
 }
 
+/* nt activation rows (x, xrb bytes apart) against rows [r0, r1): each weight block is decoded
+ * once for all of them, and per token the operations are exactly the single-token ones, so a
+ * token gets the same bits in any batch. base and xd hold nt * nb entries. */
 KS_INLINE void
-gemv32_t(enum ggml_type wt, const uint8_t *w, size_t wrb, int nb, int r0, int r1,
-         const uint8_t *x, float *out, __m256i *base, float *xd)
+gemv32_t(enum ggml_type wt, int nt, const uint8_t *w, size_t wrb, int nb, int r0, int r1,
+         const uint8_t *x, size_t xrb, float *out, size_t ld, __m256i *base, float *xd)
 {
+    enum { TMAX = KS_SMALL_BATCH - 1 };
     const int wbb = blk32_bytes(wt);
     const bool has_min = wt == GGML_TYPE_Q4_1 || wt == GGML_TYPE_Q5_1;
     const int xbb = has_min ? (int)sizeof(struct blk_q8_1) : (int)sizeof(struct blk_q8_0);
     const int xoff = has_min ? 4 : 2;
     const int off = offset32(wt);
-    if (off)  /* minus offset * (sum of each lane's four activations), as in tile32 */
+    for (int t = 0; t < nt; t++) {
+        const uint8_t *xt = x + (size_t)t * xrb;
+        if (off)  /* minus offset * (sum of each lane's four activations), as in tile32 */
+            for (int b = 0; b < nb; b++)
+                base[t * nb + b] = _mm256_sub_epi32(
+                    _mm256_setzero_si256(),
+                    dp_u8s8(_mm256_setzero_si256(), _mm256_set1_epi8((char)off),
+                            load256(xt + (size_t)b * xbb + xoff)));
+        /* the activation scales as floats (an exact conversion): one broadcast per block
+         * instead of a half-load, broadcast and conversion, which matter at 30+ GB/s per core */
         for (int b = 0; b < nb; b++)
-            base[b] = _mm256_sub_epi32(_mm256_setzero_si256(),
-                                       dp_u8s8(_mm256_setzero_si256(), _mm256_set1_epi8((char)off),
-                                               load256(x + (size_t)b * xbb + xoff)));
-    /* the activation scales as floats (an exact conversion): one broadcast per block instead
-     * of a half-load, broadcast and conversion, which matter at 30+ GB/s per core */
-    for (int b = 0; b < nb; b++)
-        xd[b] = f16(rd16(x + (size_t)b * xbb));
+            xd[t * nb + b] = f16(rd16(xt + (size_t)b * xbb));
+    }
     ks_prefetch_head(w + (size_t)r0 * wrb, (size_t)(r1 - r0) * wrb);
     for (int r = r0; r < r1; r++) {
         const uint8_t *row = w + (size_t)r * wrb;
-        __m256 acc = _mm256_setzero_ps();
+        __m256 acc[TMAX];
+#pragma GCC unroll 8
+        for (int t = 0; t < nt; t++)
+            acc[t] = _mm256_setzero_ps();
         for (int b = 0; b < nb; b++) {
             const uint8_t *wb = row + (size_t)b * wbb;
-            const uint8_t *xb = x + (size_t)b * xbb;
             _mm_prefetch((const char *)wb + KS_DEC_PF, _MM_HINT_T0);
             __m256i u, sg;
             __m256 dw, mw;
             decode32(wt, wb, &u, &sg, &dw, &mw);
-            __m256i xv = load256(xb + xoff);
-            __m256i p0 = off ? base[b] : _mm256_setzero_si256();
-            __m256i p;
-            if (wt == GGML_TYPE_Q8_0 && !KS_VNNI)
-                p = dp_u8s8(p0, u, _mm256_sign_epi8(xv, sg));
-            else
-                p = dp_u8s8(p0, u, xv);
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw, _mm256_set1_ps(xd[b])),
-                                  acc);
-            if (has_min)
-                acc = _mm256_fmadd_ps(mw, _mm256_mul_ps(f16_bcast(xb + 2), _mm256_set1_ps(0.125f)),
-                                      acc);
+#pragma GCC unroll 8
+            for (int t = 0; t < nt; t++) {
+                const uint8_t *xb = x + (size_t)t * xrb + (size_t)b * xbb;
+                __m256i xv = load256(xb + xoff);
+                __m256i p0 = off ? base[t * nb + b] : _mm256_setzero_si256();
+                __m256i p;
+                if (wt == GGML_TYPE_Q8_0 && !KS_VNNI)
+                    p = dp_u8s8(p0, u, _mm256_sign_epi8(xv, sg));
+                else
+                    p = dp_u8s8(p0, u, xv);
+                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p),
+                                         _mm256_mul_ps(dw, _mm256_set1_ps(xd[t * nb + b])), acc[t]);
+                if (has_min)
+                    acc[t] = _mm256_fmadd_ps(
+                        mw, _mm256_mul_ps(f16_bcast(xb + 2), _mm256_set1_ps(0.125f)), acc[t]);
+            }
         }
-        out[r] = hsum_ps(acc);
+#pragma GCC unroll 8
+        for (int t = 0; t < nt; t++)
+            out[(size_t)t * ld + r] = hsum_ps(acc[t]);
     }
 }
 
-/* out[r0..r1) = rows . x for one activation row x; nb <= KS_DEC_MAXB. */
+KS_INLINE void
+gemv32_n(enum ggml_type wt, int nt, const uint8_t *w, size_t wrb, int nb, int r0, int r1,
+         const uint8_t *x, size_t xrb, float *out, size_t ld, __m256i *base, float *xd)
+{
+    switch (wt) {
+    case GGML_TYPE_Q4_0:
+        gemv32_t(GGML_TYPE_Q4_0, nt, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd);
+        break;
+    case GGML_TYPE_Q4_1:
+        gemv32_t(GGML_TYPE_Q4_1, nt, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd);
+        break;
+    case GGML_TYPE_Q5_0:
+        gemv32_t(GGML_TYPE_Q5_0, nt, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd);
+        break;
+    case GGML_TYPE_Q5_1:
+        gemv32_t(GGML_TYPE_Q5_1, nt, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd);
+        break;
+    case GGML_TYPE_Q8_0:
+        gemv32_t(GGML_TYPE_Q8_0, nt, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd);
+        break;
+    default: break;
+    }
+}
+
+/* out[t * ld + r] = rows . x_t for rows [r0, r1) and nt < KS_SMALL_BATCH activation rows,
+ * nt * nb <= KS_DEC_MAXB. */
 static __attribute__((noinline)) void
-gemv32(enum ggml_type wt, const uint8_t *w, size_t wrb, int nb, int r0, int r1, const uint8_t *x,
-       float *out)
+gemv32(enum ggml_type wt, int nt, const uint8_t *w, size_t wrb, int nb, int r0, int r1,
+       const uint8_t *x, size_t xrb, float *out, size_t ld)
 {
     __m256i base[KS_DEC_MAXB];
     float xd[KS_DEC_MAXB];
-    switch (wt) {
-    case GGML_TYPE_Q4_0: gemv32_t(GGML_TYPE_Q4_0, w, wrb, nb, r0, r1, x, out, base, xd); break;
-    case GGML_TYPE_Q4_1: gemv32_t(GGML_TYPE_Q4_1, w, wrb, nb, r0, r1, x, out, base, xd); break;
-    case GGML_TYPE_Q5_0: gemv32_t(GGML_TYPE_Q5_0, w, wrb, nb, r0, r1, x, out, base, xd); break;
-    case GGML_TYPE_Q5_1: gemv32_t(GGML_TYPE_Q5_1, w, wrb, nb, r0, r1, x, out, base, xd); break;
-    case GGML_TYPE_Q8_0: gemv32_t(GGML_TYPE_Q8_0, w, wrb, nb, r0, r1, x, out, base, xd); break;
+    switch (nt) {
+    case 1: gemv32_n(wt, 1, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd); break;
+    case 2: gemv32_n(wt, 2, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd); break;
+    case 3: gemv32_n(wt, 3, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd); break;
+    case 4: gemv32_n(wt, 4, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd); break;
+    case 5: gemv32_n(wt, 5, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd); break;
     default: break;
     }
 }
@@ -840,6 +881,11 @@ simd_gemm(enum ggml_type wt, const void *w, size_t w_row_bytes, int n, int r0, i
     /* A few tokens (decode of a few sequences at once) go row by row too: the tiles' four
      * interleaved rows streamed at a quarter to a half of the bandwidth here. Rows are taken
      * KS_ROW_CHUNK at a time so that every token after the first finds them in L2. */
+    if (linear && n_tok < KS_SMALL_BATCH && (long)n_tok * (n / 32) <= KS_DEC_MAXB) {
+        /* one pass: each block decoded once for all tokens */
+        gemv32(wt, n_tok, w, w_row_bytes, n / 32, r0, r1, xq, xrb, out, (size_t)ld_out);
+        return;
+    }
     if (full == 0 || ((linear || lineark) && n_tok < KS_SMALL_BATCH)) {
         int step = n_tok == 1 ? r1 - r0 : KS_ROW_CHUNK;
         for (int rc = r0; rc < r1; rc += step) {
@@ -848,7 +894,7 @@ simd_gemm(enum ggml_type wt, const void *w, size_t w_row_bytes, int n, int r0, i
                 const uint8_t *xt = (const uint8_t *)xq + (size_t)t * xrb;
                 float *ot = out + (size_t)t * ld_out;
                 if (linear) {
-                    gemv32(wt, w, w_row_bytes, n / 32, rc, rc1, xt, ot);
+                    gemv32(wt, 1, w, w_row_bytes, n / 32, rc, rc1, xt, xrb, ot, (size_t)ld_out);
                     continue;
                 }
 #if KS_VNNI
