@@ -1256,22 +1256,7 @@ attn_f16_body(int hd, const float *q, const uint16_t *k, const uint16_t *v, size
     float m = -INFINITY, sum = 0.0f;
     for (int p = 0; p < n_pos; p++) {
         const uint16_t *kp = k + (size_t)p * kv_stride, *vp = v + (size_t)p * kv_stride;
-        /* simd_dot_f16_f32(hd, kp, qh) */
-        __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-        int j = 0;
-        for (; j + 16 <= hd; j += 16) {
-            s0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kp + j))),
-                                 _mm256_loadu_ps(qh + j), s0);
-            s1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kp + j + 8))),
-                                 _mm256_loadu_ps(qh + j + 8), s1);
-        }
-        for (; j + 8 <= hd; j += 8)
-            s0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kp + j))),
-                                 _mm256_loadu_ps(qh + j), s0);
-        float s = hsum_ps(_mm256_add_ps(s0, s1));
-        for (; j < hd; j++)
-            s += f16(kp[j]) * qh[j];
-        s *= scale;
+        float s = simd_dot_f16_f32(hd, kp, qh) * scale;
         float ms = 1.0f, vs = 1.0f;
         if (s > m) {
             ms = expf(m - s);
@@ -1284,7 +1269,8 @@ attn_f16_body(int hd, const float *q, const uint16_t *k, const uint16_t *v, size
         }
         /* simd_axpy_f16_f32(hd, vs, vp, acc), then the F16 round trip */
         __m256 av = _mm256_set1_ps(vs);
-        for (j = 0; j + 8 <= hd; j += 8)
+        int j = 0;
+        for (; j + 8 <= hd; j += 8)
             _mm256_storeu_ps(acc + j, _mm256_fmadd_ps(av, _mm256_cvtph_ps(_mm_loadu_si128(
                                                           (const __m128i *)(vp + j))),
                                                       _mm256_loadu_ps(acc + j)));
