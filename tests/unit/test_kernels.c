@@ -701,7 +701,7 @@ attn_f16_composes_table_helpers(void **state)
     (void)state;
     static const char *names[] = { "ref", "avx2", "avx512" };
     static const int hds[] = { 8, 24, 64, 72, 128, 13 };
-    static const int poss[] = { 1, 2, 37, 300 };
+    static const int poss[] = { 1, 2, 37, 64, 65, 300 };
     uint64_t s = 5;
     enum { STRIDE = 3 * 128 + 8, MAXPOS = 300 };
     uint16_t *k = xmalloc(sizeof *k * STRIDE * MAXPOS), *v = xmalloc(sizeof *v * STRIDE * MAXPOS);
