@@ -83,6 +83,21 @@ for_each_token(struct engine *en, int n_tok, token_fn fn, void *ctx)
 
 /* ===== matmul: out (n_tok, rows) = x (n_tok, n) . W^T, for up to 3 W sharing x ================ */
 
+/* A thread's rows of a decode matmul group (see mm_decode_worker): front << 32 | back. */
+struct mm_share {
+    _Alignas(64) _Atomic unsigned long long fb;
+};
+
+/* What a decode matmul's threads prefetch once their rows are done: the first bytes of each
+ * one's share of the next group, and on thread 0 a small side region (the next norm weights). */
+struct mm_next {
+    int n_mats;                              /* matrices of the next group */
+    const struct model_tensor *w[MAX_GROUP]; /* borrowed */
+    size_t bytes;                            /* per thread, from the start of its share */
+    const void *side;                        /* or NULL */
+    size_t side_bytes;
+};
+
 struct mm_job {
     const struct kern *k;                   /* kernel table */
     int n_mats;                             /* matrices in the group */
@@ -95,25 +110,137 @@ struct mm_job {
     int min_chunk;                          /* smallest chunk of rows a claim takes */
     void *const *tiled;                     /* per-thread gemm_tiled scratch; NULL: plain gemm */
     int total_rows;                         /* rows of all matrices together */
+    const struct engine *pf_en;             /* non-NULL: prefetch layer pf_il's cache rows */
+    const struct batch *pf_b;               /* for the positions before these tokens */
+    int pf_il;
+    struct mm_share *share;                 /* decode: per-thread shares; NULL: next_row */
+    int steal_rows;                         /* rows a thread takes from another's share */
+    const struct mm_next *next;             /* decode: what to prefetch when done, or NULL */
     _Atomic int next_row;                   /* first row not yet taken (matrices concatenated) */
 };
 
-/* Rows are taken in shrinking chunks (guided self-scheduling: a 2*nth-th of what is left) from
- * a shared counter over the group's matrices, whole kernel tiles or packed panels at a time.
- * A thread the OS preempts then delays one chunk, not half of every matrix, while the first
- * chunks stay long: streams for the prefetchers in decode, and in prefill the packed-panel
- * gemm fetches each next panel of its range while computing the current one. */
+/* Prefill: rows are taken in shrinking chunks (guided self-scheduling: a 2*nth-th of what is
+ * left) from a shared counter over the group's matrices, whole kernel tiles or packed panels at
+ * a time. A thread the OS preempts then delays one chunk, not half of every matrix, while the
+ * first chunks stay long: the packed-panel gemm fetches each next panel of its range while
+ * computing the current one. (Decode splits by shares instead, below.) */
 #define MM_MIN_CHUNK 64
-/* Decode reads each row once: longer last chunks mean fewer stream starts (each begins with a
- * burst of misses) at the price of a longer wait for the slower thread. A/B on the 135M model,
- * 2 threads, alternating runs: 128 rows 1.04-1.07x over 64, 16 rows 0.97x; 1.1B: within noise. */
-#define MM_MIN_CHUNK_DECODE 128
 
 /* Plain-gemm prefill blocking (tables without gemm_tiled): a block of weight rows stays in L2
  * while token blocks stream past it, so activations are re-read once per row block instead
  * of once per 4-row kernel tile. */
 #define MM_ROW_BLOCK 64
 #define MM_TOK_BLOCK 64
+
+/* Decode (a few tokens, every weight row read once) splits the rows differently: thread i
+ * owns the i-th of nth equal shares of the group's rows and streams it front to back in long
+ * chunks; a thread done with its own share takes short chunks from the back of another's. So
+ * each thread reads one long linear stream, a preempted or slower thread still delays the step
+ * by one short chunk only, and -- the point -- which rows a thread reads is known in advance:
+ * a thread that has finished prefetches the start of its share of the next matmul (and the
+ * next norm's weights) while the others finish and the serial steps between matmuls run,
+ * instead of leaving memory idle and starting the next matmul with a burst of misses.
+ * A share is one word, front << 32 | back, so owner and thieves meet in one compare-exchange. */
+#define MM_OWN_MIN 256          /* rows an owner takes at least per claim (half what is left) */
+#define MM_STEAL_BYTES (32 << 10) /* weight bytes a thief takes per claim */
+#define MM_SPLIT_MAX_TOK 6      /* batches below this use the shares (the gemv paths) */
+#define MM_NEXT_PF (64 << 10)   /* bytes of its next share a thread prefetches */
+#define MM_NEXT_PF_ATT (512 << 10) /* the same before Wo: attention runs in between */
+
+/* Thread ith's share of total rows: 16-row aligned bounds, the last one ends at total. */
+static void
+mm_share_bounds(int total, int ith, int nth, int *lo, int *hi)
+{
+    *lo = (int)((long long)total * ith / nth) / 16 * 16;
+    *hi = ith == nth - 1 ? total : (int)((long long)total * (ith + 1) / nth) / 16 * 16;
+}
+
+static bool
+mm_take(struct mm_share *sh, bool own, int steal_rows, int *lo, int *hi)
+{
+    unsigned long long cur = atomic_load_explicit(&sh->fb, memory_order_relaxed);
+    for (;;) {
+        int f = (int)(cur >> 32), b = (int)(cur & 0xffffffffu);
+        if (f >= b)
+            return false;
+        int c = own ? (b - f) / 2 : steal_rows;
+        if (own && c < MM_OWN_MIN)
+            c = MM_OWN_MIN;
+        c = c < b - f ? c : b - f;
+        unsigned long long nx = own ? (unsigned long long)(f + c) << 32 | (unsigned)b
+                                    : (unsigned long long)f << 32 | (unsigned)(b - c);
+        if (atomic_compare_exchange_weak_explicit(&sh->fb, &cur, nx, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+            *lo = own ? f : b - c;
+            *hi = own ? f + c : b;
+            return true;
+        }
+    }
+}
+
+/* Rows [lo, hi) of the group's concatenated rows, through each matrix they cover. */
+static void
+mm_rows(const struct mm_job *j, int lo, int hi)
+{
+    int base = 0;
+    for (int i = 0; i < j->n_mats && lo < hi; i++) {
+        const struct model_tensor *w = j->w[i];
+        int end = base + (int)w->ne1;
+        if (lo < end) {
+            int r1 = hi < end ? hi : end;
+            j->k->gemm(w->type, w->data, w->row_bytes, (int)w->ne0, lo - base, r1 - base,
+                       j->xq[i], j->n_tok, j->out[i], (int)w->ne1);
+            lo = r1;
+        }
+        base = end;
+    }
+}
+
+/* The start of thread ith's share of the next group (and the side region, on thread 0). */
+static void
+mm_prefetch_next(const struct mm_next *nx, int ith, int nth)
+{
+    if (ith == 0 && nx->side)
+        for (size_t o = 0; o < nx->side_bytes; o += 64)
+            __builtin_prefetch((const char *)nx->side + o, 0, 3);
+    int total = 0;
+    for (int i = 0; i < nx->n_mats; i++)
+        total += (int)nx->w[i]->ne1;
+    int lo, hi;
+    mm_share_bounds(total, ith, nth, &lo, &hi);
+    size_t left = nx->bytes;
+    int base = 0;
+    for (int i = 0; i < nx->n_mats && lo < hi && left > 0; i++) {
+        const struct model_tensor *w = nx->w[i];
+        int end = base + (int)w->ne1;
+        if (lo < end) {
+            int r1 = hi < end ? hi : end;
+            size_t n = (size_t)(r1 - lo) * w->row_bytes;
+            n = n < left ? n : left;
+            const char *p = (const char *)w->data + (size_t)(lo - base) * w->row_bytes;
+            for (size_t o = 0; o < n; o += 64)
+                __builtin_prefetch(p + o, 0, 3);
+            left -= n;
+            lo = r1;
+        }
+        base = end;
+    }
+}
+
+static void
+mm_decode_worker(struct mm_job *j, int ith, int nth)
+{
+    int lo, hi;
+    while (mm_take(&j->share[ith], true, j->steal_rows, &lo, &hi))
+        mm_rows(j, lo, hi);
+    for (int v = 1; v < nth; v++) {
+        struct mm_share *sh = &j->share[(ith + v) % nth];
+        while (mm_take(sh, false, j->steal_rows, &lo, &hi))
+            mm_rows(j, lo, hi);
+    }
+    if (j->next)
+        mm_prefetch_next(j->next, ith, nth);
+}
 
 /* Take the next chunk of rows: matrix *mi, rows [*r0, *r1). False when none is left. Chunks
  * are multiples of align rows from each matrix's start and never cross into the next matrix. */
@@ -143,11 +270,53 @@ mm_claim(struct mm_job *j, int nth, int align, int *mi, int *r0, int *r1)
     }
 }
 
+/* Decode attention reads every cached key and value of the layer, which the weights streamed
+ * since the last step have evicted; fetched while the q/k/v weights stream in (a small share of
+ * the traffic), they are in cache when attention starts instead of costing a memory latency
+ * per item. Each thread requests its part of the first ATT_PF_BYTES of each region; the
+ * attention kernel's own prefetch covers the rest of a long context. */
+#define ATT_PF_BYTES (64 << 10)
+#define ATT_PF_MAX_TOKENS 8  /* decode of a few sequences; prefill reads its own new rows */
+
+static void
+prefetch_region(const void *base, size_t bytes, int ith, int nth)
+{
+    bytes = bytes < ATT_PF_BYTES ? bytes : ATT_PF_BYTES;
+    size_t lines = (bytes + 63) / 64;
+    size_t a = lines * (size_t)ith / (size_t)nth, z = lines * (size_t)(ith + 1) / (size_t)nth;
+    for (size_t l = a; l < z; l++)
+        __builtin_prefetch((const char *)base + l * 64, 0, 2);
+}
+
+static void
+prefetch_kv(const struct engine *en, const struct batch *b, int il, int ith, int nth)
+{
+    for (int t = 0; t < b->n_tokens; t++) {
+        int seq = b->seq ? b->seq[t] : 0;
+        size_t bytes = (size_t)b->pos[t] * (size_t)en->kv.kv_dim * sizeof(uint16_t);
+        if (t > 0 && (b->seq ? b->seq[t - 1] : 0) == seq)
+            continue;  /* same slot as the token before: its rows were requested */
+        if (ith == 0)  /* the rows this token's key and value will be written to */
+            for (size_t o = 0; o < (size_t)en->kv.kv_dim * sizeof(uint16_t); o += 64) {
+                __builtin_prefetch((char *)kvcache_k(&en->kv, il, seq, b->pos[t]) + o, 1, 3);
+                __builtin_prefetch((char *)kvcache_v(&en->kv, il, seq, b->pos[t]) + o, 1, 3);
+            }
+        prefetch_region(kvcache_k(&en->kv, il, seq, 0), bytes, ith, nth);
+        prefetch_region(kvcache_v(&en->kv, il, seq, 0), bytes, ith, nth);
+    }
+}
+
 static void
 mm_worker(void *arg, int ith, int nth)
 {
     struct mm_job *j = arg;
     int i, lo, hi;
+    if (j->pf_en)
+        prefetch_kv(j->pf_en, j->pf_b, j->pf_il, ith, nth);
+    if (j->share) {
+        mm_decode_worker(j, ith, nth);
+        return;
+    }
     while (mm_claim(j, nth, j->tiled ? j->k->tiled_rows : 16, &i, &lo, &hi)) {
         const struct model_tensor *w = j->w[i];
         if (j->tiled) {  /* packs each panel of rows once for all the tokens */
@@ -201,14 +370,16 @@ quant_token(struct engine *en, void *vctx, int t, int ith)
     }
 }
 
-/* The hot spot: every weight byte of the model is read here once per step. */
+/* The hot spot: every weight byte of the model is read here once per step. pf_b, pf_il: the
+ * batch and layer whose cached keys and values attention reads next (decode), or NULL; next:
+ * what the decode threads prefetch when done, or NULL. */
 static void
-matmul(struct engine *en, int n_mats, const struct model_tensor **w, const float *x, int n_tok,
-       float **out)
+matmul_kv(struct engine *en, int n_mats, const struct model_tensor **w, const float *x, int n_tok,
+          float **out, const struct batch *pf_b, int pf_il, const struct mm_next *next)
 {
     struct quant_ctx q = {.x = x, .n = (int)w[0]->ne0};
     struct mm_job j = {.k = en->k, .n_mats = n_mats, .n_tok = n_tok,
-                       .min_chunk = n_tok == 1 ? MM_MIN_CHUNK_DECODE : MM_MIN_CHUNK};
+                       .min_chunk = MM_MIN_CHUNK};
     /* the packed-panel gemm pays for its repacking only over enough tokens */
     bool tiled = en->k->gemm_tiled && en->s.tiled;
     for (int i = 0; i < n_mats; i++)
@@ -219,6 +390,11 @@ matmul(struct engine *en, int n_mats, const struct model_tensor **w, const float
     for (int i = 0; i < n_mats; i++)
         j.total_rows += (int)w[i]->ne1;
     atomic_init(&j.next_row, 0);
+    if (pf_b) {
+        j.pf_en = en;
+        j.pf_b = pf_b;
+        j.pf_il = pf_il;
+    }
     for (int i = 0; i < n_mats; i++) {
         enum ggml_type at = kern_act_type(w[i]->type);
         int slot = -1;
@@ -253,16 +429,38 @@ matmul(struct engine *en, int n_mats, const struct model_tensor **w, const float
     double work = 0;
     for (int i = 0; i < n_mats; i++)
         work += (double)w[i]->ne0 * (double)w[i]->ne1 * n_tok;
-    if (work < PAR_MIN_WORK)
+    int nth = work < PAR_MIN_WORK ? 1 : en->n_threads;
+    if (!tiled && n_tok < MM_SPLIT_MAX_TOK) {
+        j.share = en->s.mm_share;
+        j.next = next;
+        for (int t = 0; t < nth; t++) {
+            int lo, hi;
+            mm_share_bounds(j.total_rows, t, nth, &lo, &hi);
+            atomic_store_explicit(&j.share[t].fb, (unsigned long long)lo << 32 | (unsigned)hi,
+                                  memory_order_relaxed);
+        }
+        size_t rb = w[0]->row_bytes > 0 ? w[0]->row_bytes : 1;
+        j.steal_rows = (int)(MM_STEAL_BYTES / rb) / 16 * 16;
+        j.steal_rows = j.steal_rows < 16 ? 16 : j.steal_rows;
+    }
+    if (nth == 1)
         mm_worker(&j, 0, 1);
     else
         pool_run_dynamic(&en->pool, mm_worker, &j);
 }
 
 static void
-matmul1(struct engine *en, const struct model_tensor *w, const float *x, int n_tok, float *out)
+matmul(struct engine *en, int n_mats, const struct model_tensor **w, const float *x, int n_tok,
+       float **out, const struct mm_next *next)
 {
-    matmul(en, 1, &w, x, n_tok, &out);
+    matmul_kv(en, n_mats, w, x, n_tok, out, NULL, 0, next);
+}
+
+static void
+matmul1(struct engine *en, const struct model_tensor *w, const float *x, int n_tok, float *out,
+        const struct mm_next *next)
+{
+    matmul(en, 1, &w, x, n_tok, &out, next);
 }
 
 /* ===== Element-wise steps ===================================================================== */
@@ -342,19 +540,28 @@ qkv_finish_token(struct engine *en, void *vctx, int t, int ith)
     add_bias(k, &L->bk, hp->kv_dim);
     add_bias(v, &L->bv, hp->kv_dim);
 
-    float *cs = en->s.qh + (size_t)ith * (size_t)(hp->head_dim > hp->n_rot ? hp->head_dim : hp->n_rot);
-    float pos = (float)c->b->pos[t];
-    for (int i = 0; i < hp->n_rot / 2; i++) {
-        float theta = pos * en->m->rope_inv_freq[i];
-        cs[2 * i] = cosf(theta);
-        cs[2 * i + 1] = sinf(theta);
-    }
+    const float *cs = en->s.rope_cs + (size_t)t * hp->n_rot;
     rope(q, hp->n_head, hp->head_dim, hp->n_rot, hp->rope, cs);
     rope(k, hp->n_head_kv, hp->head_dim, hp->n_rot, hp->rope, cs);
 
     int seq = c->b->seq ? c->b->seq[t] : 0;
     en->k->f32_to_f16_row(k, kvcache_k(&en->kv, c->il, seq, c->b->pos[t]), hp->kv_dim);
     en->k->f32_to_f16_row(v, kvcache_v(&en->kv, c->il, seq, c->b->pos[t]), hp->kv_dim);
+}
+
+static void
+rope_angles_token(struct engine *en, void *vctx, int t, int ith)
+{
+    struct step_ctx *c = vctx;
+    const struct model_hparams *hp = &en->m->hp;
+    float *cs = en->s.rope_cs + (size_t)t * hp->n_rot;
+    float pos = (float)c->b->pos[t];
+    (void)ith;
+    for (int i = 0; i < hp->n_rot / 2; i++) {
+        float theta = pos * en->m->rope_inv_freq[i];
+        cs[2 * i] = cosf(theta);
+        cs[2 * i + 1] = sinf(theta);
+    }
 }
 
 static void
@@ -571,11 +778,23 @@ forward_chunk(struct engine *en, const struct batch *b, float *logits, float *po
     int n = b->n_tokens;
     int dim = hp->dim;
     struct step_ctx c = {.b = b};
+    size_t norm_bytes = (size_t)dim * sizeof(float);
 
     for_each_token(en, n, embed_token, &c);                   /* x (n, dim) = token_embd[tok] */
+    for_each_token(en, n, rope_angles_token, &c);             /* cos, sin of pos * freq */
     for (int il = 0; il < hp->n_layer; il++) {
         const struct model_layer *L = &m->layers[il];
+        const struct model_layer *Ln = il + 1 < hp->n_layer ? &m->layers[il + 1] : NULL;
         c.il = il;
+        /* decode: what each matmul's threads prefetch once their rows are done */
+        const struct mm_next after_qkv = {1, {&L->wo}, MM_NEXT_PF_ATT, NULL, 0};
+        const struct mm_next after_wo = {2, {&L->w_gate, &L->w_up}, MM_NEXT_PF,
+                                         L->ffn_norm.data, norm_bytes};
+        const struct mm_next after_gu = {1, {&L->w_down}, MM_NEXT_PF, NULL, 0};
+        const struct mm_next after_down =
+            Ln ? (struct mm_next){3, {&Ln->wq, &Ln->wk, &Ln->wv}, MM_NEXT_PF, Ln->attn_norm.data,
+                                  norm_bytes}
+               : (struct mm_next){1, {&m->output}, MM_NEXT_PF, m->output_norm.data, norm_bytes};
 
         c.w = L->attn_norm.data;
         c.src = s->x;
@@ -584,19 +803,20 @@ forward_chunk(struct engine *en, const struct batch *b, float *logits, float *po
         for_each_token(en, n, rmsnorm_token, &c);             /* xb = rmsnorm(x) * attn_norm */
         const struct model_tensor *wqkv[3] = {&L->wq, &L->wk, &L->wv};
         float *qkv[3] = {s->q, s->k, s->v};
-        matmul(en, 3, wqkv, s->xb, n, qkv);                   /* q,k,v = Wq,Wk,Wv . xb */
+        matmul_kv(en, 3, wqkv, s->xb, n, qkv, n <= ATT_PF_MAX_TOKENS ? b : NULL, il,
+                  &after_qkv);                                /* q,k,v = Wq,Wk,Wv . xb */
         for_each_token(en, n, qkv_finish_token, &c);          /* + bias, rope, store k,v */
         attention(en, b, il);                                  /* att = softmax(qK^T/sqrt d) V */
-        matmul1(en, &L->wo, s->att, n, s->xb);                 /* xb = Wo . att */
+        matmul1(en, &L->wo, s->att, n, s->xb, &after_wo);      /* xb = Wo . att */
         residual(s->x, s->xb, n * dim);                        /* x += xb */
 
         c.w = L->ffn_norm.data;
         for_each_token(en, n, rmsnorm_token, &c);             /* xb = rmsnorm(x) * ffn_norm */
         const struct model_tensor *wgu[2] = {&L->w_gate, &L->w_up};
         float *gu[2] = {s->hb, s->hb2};
-        matmul(en, 2, wgu, s->xb, n, gu);                      /* hb, hb2 = Wgate, Wup . xb */
+        matmul(en, 2, wgu, s->xb, n, gu, &after_gu);           /* hb, hb2 = Wgate, Wup . xb */
         for_each_token(en, n, swiglu_token, &c);              /* hb = silu(hb) * hb2 */
-        matmul1(en, &L->w_down, s->hb, n, s->xb);              /* xb = Wdown . hb */
+        matmul1(en, &L->w_down, s->hb, n, s->xb, &after_down); /* xb = Wdown . hb */
         residual(s->x, s->xb, n * dim);                        /* x += xb */
     }
 
@@ -623,7 +843,7 @@ forward_chunk(struct engine *en, const struct batch *b, float *logits, float *po
     c.dst = s->xb;
     c.rows = s->out_rows;
     for_each_token(en, n_out, rmsnorm_token, &c);             /* xb = rmsnorm(x[wanted]) */
-    matmul1(en, &m->output, s->xb, n_out, logits);             /* logits = Wout . xb */
+    matmul1(en, &m->output, s->xb, n_out, logits, NULL);       /* logits = Wout . xb */
 }
 
 /* ===== Lifecycle =============================================================================== */
@@ -688,8 +908,7 @@ engine_init(struct engine *en, const struct model *m, const struct engine_opts *
     s->att = scratch_f32(nb, (size_t)hp->dim);
     s->hb = scratch_f32(nb, (size_t)hp->n_ff);
     s->hb2 = scratch_f32(nb, (size_t)hp->n_ff);
-    s->qh = scratch_f32((size_t)n_threads, (size_t)(hp->head_dim > hp->n_rot ? hp->head_dim
-                                                                            : hp->n_rot));
+    s->rope_cs = scratch_f32(nb, (size_t)(hp->n_rot > 0 ? hp->n_rot : 1));
     /* F32 activations are the widest row any activation type needs */
     int widest = hp->dim > hp->n_ff ? hp->dim : hp->n_ff;
     s->xq_bytes = nb * (size_t)widest * sizeof(float);
@@ -715,6 +934,7 @@ engine_init(struct engine *en, const struct model *m, const struct engine_opts *
         for (int i = 0; i < n_threads; i++)
             s->tiled[i] = xaligned_alloc(64, s->tiled_bytes > 0 ? s->tiled_bytes : 64);
     }
+    s->mm_share = xaligned_alloc(64, (size_t)n_threads * sizeof *s->mm_share);
     s->att_items = xcalloc(nb * (size_t)hp->n_head_kv, sizeof *s->att_items);
     s->att_tile = xcalloc((size_t)n_threads, sizeof *s->att_tile);
     for (int i = 0; i < n_threads; i++)
@@ -745,7 +965,7 @@ engine_free(struct engine *en)
     free(s->att);
     free(s->hb);
     free(s->hb2);
-    free(s->qh);
+    free(s->rope_cs);
     for (int i = 0; i < MAX_GROUP; i++) {
         free(s->xq[i]);
         free(s->xs[i]);
@@ -758,6 +978,7 @@ engine_free(struct engine *en)
         for (int i = 0; i < en->n_threads; i++)
             free(s->att_tile[i]);
     free(s->att_tile);
+    free(s->mm_share);
     free(s->att_items);
     free(s->out_rows);
     free(s->n_past_tmp);

@@ -40,6 +40,8 @@ struct engine_opts {
 
 /* Scratch activations for up to n_batch tokens, reused by every step (nothing is allocated
  * inside forward). All owned, 64-byte aligned. */
+struct mm_share;
+
 struct fwd_scratch {
     float *x;        /* (n_batch, dim) residual stream */
     float *xb;       /* (n_batch, dim) normed input of a block */
@@ -49,7 +51,8 @@ struct fwd_scratch {
     float *att;      /* (n_batch, dim) attention output before wo */
     float *hb;       /* (n_batch, n_ff) gate, then swiglu result */
     float *hb2;      /* (n_batch, n_ff) up */
-    float *qh;       /* (n_threads, head_dim) query rounded to F16 precision, per thread */
+    float *rope_cs;  /* (n_batch, n_rot) cos and sin of each token's rotation angles, computed
+                      * once per chunk for all layers (the angles depend on position only) */
     void *xq[3];     /* quantized activations, up to 3 distinct types per matmul group */
     size_t xq_bytes; /* capacity of each xq buffer */
     struct kern_xsum *xs[3]; /* (n_batch, blocks) activation sums for gemm_tiled, one buffer per
@@ -63,6 +66,7 @@ struct fwd_scratch {
     int8_t *flags;   /* (n_batch) "last token only" logits flags for split batches */
     int32_t *pos_tmp;/* (n_batch) positions of an embedding chunk */
     int32_t *seq_tmp;/* (n_batch) slot of an embedding chunk */
+    struct mm_share *mm_share; /* (n_threads) decode matmul row shares, one cache line each */
 };
 
 struct engine {
