@@ -10,12 +10,13 @@
 # by +-20 % within minutes, so a bound from another moment says little, and the higher of
 # the two never flatters the engine.
 # Env: THREADS (2), PP (512), TG (128), REPS (3), PRESETS ("smollm2-135m tinyllama-1.1b"),
-#      QUANTS ("Q8_0 Q4_K_M").
+#      QUANTS ("Q8_0 Q4_K_M"), DEPTH (0: both tools' -d, context tokens before each run; the
+#      bound counts weight bytes only, so at depth it is looser, for both engines alike).
 set -euo pipefail
 ROOT=${ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
 SHARED=${SHARED:-$(cd "$ROOT/.." && pwd)/shared}
 AIRLOCK=${AIRLOCK:-$ROOT/airlock}
-THREADS=${THREADS:-2}; PP=${PP:-512}; TG=${TG:-128}; REPS=${REPS:-3}
+THREADS=${THREADS:-2}; PP=${PP:-512}; TG=${TG:-128}; REPS=${REPS:-3}; DEPTH=${DEPTH:-0}
 PRESETS=${PRESETS:-"smollm2-135m tinyllama-1.1b"}
 QUANTS=${QUANTS:-"Q8_0 Q4_K_M"}
 cache=${AIRLOCK_BENCH_CACHE:-$HOME/.cache/airlock-bench}
@@ -35,19 +36,19 @@ for p in $PRESETS; do
     m="$cache/$p-$q.gguf"
     [ -f "$m" ] || "$bin/llama-quantize" "$cache/$p-f16.gguf" "$m" "$q" >/dev/null 2>&1
     bw1=$("$cache/membw" "$THREADS")
-    peer=$("$bin/llama-bench" -m "$m" -t "$THREADS" -p "$PP" -n "$TG" -r "$REPS" -o json 2>/dev/null)
+    peer=$("$bin/llama-bench" -m "$m" -t "$THREADS" -p "$PP" -n "$TG" -d "$DEPTH" -r "$REPS" -o json 2>/dev/null)
     bw2=$("$cache/membw" "$THREADS")
-    ours=$("$AIRLOCK" bench "$m" -t "$THREADS" -p "$PP" -n "$TG" -r "$REPS" --json 2>/dev/null)
+    ours=$("$AIRLOCK" bench "$m" -t "$THREADS" -p "$PP" -n "$TG" -d "$DEPTH" -r "$REPS" --json 2>/dev/null)
     bw3=$("$cache/membw" "$THREADS")
     rows+=("$(printf '%s\t%s\t%s\t%s %s %s\t%s\t%s' "$p" "$q" "$(stat -c %s "$m")" "$bw1" "$bw2" "$bw3" "$peer" "$ours" | tr -d '\n')")
   done
 done
 
 printf '%s\n' "${rows[@]}" > "$cache/last-rows.tsv"
-THREADS="$THREADS" PP="$PP" TG="$TG" /usr/bin/python3 -c '
+THREADS="$THREADS" PP="$PP" TG="$TG" DEPTH="$DEPTH" /usr/bin/python3 -c '
 import json, os, sys
 pp = int(os.environ["PP"]); tg = int(os.environ["TG"])
-print("threads %s; bound = read bandwidth (higher of the figures measured just before and just after that engine runs) / weight bytes per decoded token" % os.environ["THREADS"])
+print("threads %s, depth %s; bound = read bandwidth (higher of the figures measured just before and just after that engine runs) / weight bytes per decoded token" % (os.environ["THREADS"], os.environ["DEPTH"]))
 print("| model | quant | MiB read/token | llama.cpp pp%d | airlock pp%d | ratio | llama.cpp tg%d | airlock tg%d | ratio | GB/s (peer / airlock) | llama.cpp/bound | airlock/bound |" % (pp, pp, tg, tg))
 print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 def ts(rows, want_pp):

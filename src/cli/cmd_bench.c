@@ -1,8 +1,9 @@
-/* cmd_bench.c -- `airlock bench MODEL -p P -n G`: prompt-processing and generation speed,
- * measured the way llama-bench measures it so the two can be put side by side: pp P = one
- * batch of P tokens (BOS then random ids) from an empty cache; tg G = G single-token decode
- * steps from an empty cache; one warm-up run of each, then -r repetitions; t/s per repetition,
- * reported as mean and sample standard deviation. Output: llama-bench's markdown table, or with
+/* cmd_bench.c -- `airlock bench MODEL -p P -n G [-d D]`: prompt-processing and generation
+ * speed, measured the way llama-bench measures it so the two can be put side by side: pp P =
+ * one batch of P tokens (BOS then random ids); tg G = G single-token decode steps; both from an
+ * empty cache, or with -d after D untimed context tokens (llama-bench's "@ dD" tests: decode
+ * with a long conversation behind it); one warm-up run of each, then -r repetitions; t/s per
+ * repetition, reported as mean and sample standard deviation. Output: llama-bench's markdown table, or with
  * --json an array of rows using llama-bench's JSON field names. */
 #include <getopt.h>
 #include <jansson.h>
@@ -18,15 +19,17 @@
 #include "util/xalloc.h"
 
 const char cmd_bench_usage[] =
-    "Usage: airlock bench MODEL.gguf [-p P] [-n G] [-t N] [-r REPS] [--json]\n"
+    "Usage: airlock bench MODEL.gguf [-p P] [-n G] [-d D] [-t N] [-r REPS] [--json]\n"
     "\n"
     "Measure prompt processing (ppP: P tokens in one batch) and text generation (tgG: G tokens\n"
     "one at a time) in tokens per second, like llama-bench: one warm-up run, then REPS timed\n"
-    "runs from an empty cache; prints mean +/- standard deviation.\n"
+    "runs from an empty cache (or after D context tokens); prints mean +/- standard deviation.\n"
     "\n"
     "Options:\n"
     "  -p, --n-prompt P       prompt tokens (default 512; 0 skips the test)\n"
     "  -n, --n-gen G          generated tokens (default 128; 0 skips the test)\n"
+    "  -d, --n-depth D        context tokens in the cache before each timed run, not timed\n"
+    "                         (default 0; the tests are then named ppP @ dD, tgG @ dD)\n"
     "  -r, --repetitions R    timed runs per test (default 5)\n"
     "  -t, --threads N        worker threads (default: physical cores)\n"
     "  -b, --batch-size N     tokens per forward step for the prompt (default 512)\n"
@@ -44,6 +47,7 @@ const char cmd_bench_usage[] =
 struct bench_row {
     int n_prompt;        /* tokens in the prompt test, 0 for tg */
     int n_gen;           /* tokens in the generation test, 0 for pp */
+    int n_depth;         /* untimed context tokens before each run */
     int reps;            /* timed repetitions */
     double *ns;          /* owned, reps durations in nanoseconds */
     double avg_ns;       /* mean duration */
@@ -60,38 +64,52 @@ now_ns(void)
     return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
-/* One run of the test; returns its wall time in ns or -1. */
+static int32_t
+random_token(uint64_t *rng, int n_vocab)
+{
+    *rng = *rng * 6364136223846793005ull + 1442695040888963407ull;
+    return (int32_t)((*rng >> 33) % (uint64_t)n_vocab);
+}
+
+/* One run of the test; returns its wall time in ns or -1. tok and pos hold at least
+ * max(n_depth, n_prompt) entries. */
 static double
-run_once(struct llm *l, int n_prompt, int n_gen, int32_t *tok, int32_t *pos, float *logits,
+run_once(struct llm *l, const struct bench_row *r, int32_t *tok, int32_t *pos, float *logits,
          uint64_t *rng, struct al_err *e)
 {
     int n_vocab = l->m.hp.n_vocab;
+    int d = r->n_depth;
     int32_t bos = tokenizer_bos(l->tok);
     if (bos == TOKENIZER_NULL)
         bos = 0;
     engine_seq_truncate(&l->en, 0, 0);
-    double t0 = now_ns();
-    if (n_prompt > 0) {
-        tok[0] = bos;
-        for (int i = 1; i < n_prompt; i++) {
-            *rng = *rng * 6364136223846793005ull + 1442695040888963407ull;
-            tok[i] = (int32_t)((*rng >> 33) % (uint64_t)n_vocab);
-        }
-        for (int i = 0; i < n_prompt; i++)
+    if (d > 0) {  /* the context: BOS and random ids, one batch, not timed */
+        for (int i = 0; i < d; i++) {
+            tok[i] = i == 0 ? bos : random_token(rng, n_vocab);
             pos[i] = i;
-        struct batch b = {.n_tokens = n_prompt, .token = tok, .pos = pos};
+        }
+        struct batch b = {.n_tokens = d, .token = tok, .pos = pos};
+        if (engine_decode(&l->en, &b, logits, e) < 0)
+            return -1;
+    }
+    double t0 = now_ns();
+    if (r->n_prompt > 0) {
+        for (int i = 0; i < r->n_prompt; i++) {
+            tok[i] = i == 0 && d == 0 ? bos : random_token(rng, n_vocab);
+            pos[i] = d + i;
+        }
+        struct batch b = {.n_tokens = r->n_prompt, .token = tok, .pos = pos};
         if (engine_decode(&l->en, &b, logits, e) < 0)
             return -1;
     } else {
-        int32_t t = bos;
-        for (int i = 0; i < n_gen; i++) {
-            int32_t p = i;
+        int32_t t = d == 0 ? bos : random_token(rng, n_vocab);
+        for (int i = 0; i < r->n_gen; i++) {
+            int32_t p = d + i;
             struct batch b = {.n_tokens = 1, .token = &t, .pos = &p};
             if (engine_decode(&l->en, &b, logits, e) < 0)
                 return -1;
             /* like llama-bench: the next input is a random id, not a sampled one */
-            *rng = *rng * 6364136223846793005ull + 1442695040888963407ull;
-            t = (int32_t)((*rng >> 33) % (uint64_t)n_vocab);
+            t = random_token(rng, n_vocab);
         }
     }
     return now_ns() - t0;
@@ -101,16 +119,18 @@ static int
 run_test(struct llm *l, struct bench_row *r, struct al_err *e)
 {
     int n = r->n_prompt > 0 ? r->n_prompt : r->n_gen;
-    int32_t *tok = xmalloc((size_t)n * sizeof *tok);
-    int32_t *pos = xmalloc((size_t)n * sizeof *pos);
+    int cap = r->n_depth > r->n_prompt ? r->n_depth : r->n_prompt;
+    cap = cap > 0 ? cap : 1;
+    int32_t *tok = xmalloc((size_t)cap * sizeof *tok);
+    int32_t *pos = xmalloc((size_t)cap * sizeof *pos);
     float *logits = xmalloc((size_t)l->m.hp.n_vocab * sizeof *logits);
     uint64_t rng = 42;
     int rc = -1;
     r->ns = xcalloc((size_t)r->reps, sizeof *r->ns);
-    if (run_once(l, r->n_prompt, r->n_gen, tok, pos, logits, &rng, e) < 0) /* warm-up */
+    if (run_once(l, r, tok, pos, logits, &rng, e) < 0) /* warm-up */
         goto out;
     for (int i = 0; i < r->reps; i++) {
-        r->ns[i] = run_once(l, r->n_prompt, r->n_gen, tok, pos, logits, &rng, e);
+        r->ns[i] = run_once(l, r, tok, pos, logits, &rng, e);
         if (r->ns[i] < 0)
             goto out;
     }
@@ -168,7 +188,7 @@ row_json(const struct llm *l, const char *path, const struct bench_row *r, int n
     json_object_set_new(o, "embeddings", json_false());
     json_object_set_new(o, "n_prompt", json_integer(r->n_prompt));
     json_object_set_new(o, "n_gen", json_integer(r->n_gen));
-    json_object_set_new(o, "n_depth", json_integer(0));
+    json_object_set_new(o, "n_depth", json_integer(r->n_depth));
     json_object_set_new(o, "avg_ns", json_integer((json_int_t)r->avg_ns));
     json_object_set_new(o, "stddev_ns", json_integer((json_int_t)r->stddev_ns));
     json_object_set_new(o, "avg_ts", json_real(r->avg_ts));
@@ -200,10 +220,11 @@ print_table(const struct llm *l, const struct bench_row *rows, int n_rows)
            "| --------------: | -------------------: |\n");
     for (int i = 0; i < n_rows; i++) {
         char test[32], ts[48];
-        if (rows[i].n_prompt > 0)
-            snprintf(test, sizeof test, "pp%d", rows[i].n_prompt);
-        else
-            snprintf(test, sizeof test, "tg%d", rows[i].n_gen);
+        int k = rows[i].n_prompt > 0
+                    ? snprintf(test, sizeof test, "pp%d", rows[i].n_prompt)
+                    : snprintf(test, sizeof test, "tg%d", rows[i].n_gen);
+        if (rows[i].n_depth > 0 && k > 0 && (size_t)k < sizeof test)
+            snprintf(test + k, sizeof test - (size_t)k, " @ d%d", rows[i].n_depth);
         snprintf(ts, sizeof ts, "%.2f ± %.2f", rows[i].avg_ts, rows[i].stddev_ts);
         printf("| %-30s | %10s | %10s | CPU-%-6s | %7d | %15s | %20s |\n", l->m.type_name, size,
                params, l->en.k->name, l->en.n_threads, test, ts);
@@ -216,6 +237,7 @@ cmd_bench(int argc, char **argv)
     static const struct option opts[] = {
         {"n-prompt", required_argument, NULL, 'p'},
         {"n-gen", required_argument, NULL, 'n'},
+        {"n-depth", required_argument, NULL, 'd'},
         {"repetitions", required_argument, NULL, 'r'},
         {"threads", required_argument, NULL, 't'},
         {"batch-size", required_argument, NULL, 'b'},
@@ -230,7 +252,7 @@ cmd_bench(int argc, char **argv)
     struct llm l;
     struct bench_row rows[2];
     int n_rows = 0;
-    int n_prompt = 512, n_gen = 128, reps = 5;
+    int n_prompt = 512, n_gen = 128, n_depth = 0, reps = 5;
     bool json = false;
     int rc = AL_EXIT_USAGE;
     int c;
@@ -239,7 +261,7 @@ cmd_bench(int argc, char **argv)
     memset(rows, 0, sizeof rows);
     engine_cli_defaults(&ec);
     optind = 1;
-    while ((c = getopt_long(argc, argv, "p:n:r:t:b:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "p:n:d:r:t:b:h", opts, NULL)) != -1) {
         switch (c) {
         case 'p':
             if (parse_int(optarg, 0, 1 << 20, "-p", &n_prompt, &e) < 0)
@@ -247,6 +269,10 @@ cmd_bench(int argc, char **argv)
             break;
         case 'n':
             if (parse_int(optarg, 0, 1 << 20, "-n", &n_gen, &e) < 0)
+                return cli_usage_error("bench", "%s", e.msg);
+            break;
+        case 'd':
+            if (parse_int(optarg, 0, 1 << 20, "-d", &n_depth, &e) < 0)
                 return cli_usage_error("bench", "%s", e.msg);
             break;
         case 'r':
@@ -279,19 +305,19 @@ cmd_bench(int argc, char **argv)
     if (n_prompt == 0 && n_gen == 0)
         return cli_usage_error("bench", "-p and -n are both 0: nothing to measure");
     const char *path = argv[optind];
-    ec.eo.n_ctx = (n_prompt > n_gen ? n_prompt : n_gen) + 1;
+    ec.eo.n_ctx = n_depth + (n_prompt > n_gen ? n_prompt : n_gen) + 1;
     ec.ctx_given = true;
     if (ec.eo.n_batch == 0)
         ec.eo.n_batch = 512;
     if (engine_cli_open(&ec, &l, path, &e) < 0)
         goto fail;
     if (n_prompt > 0) {
-        rows[n_rows] = (struct bench_row){.n_prompt = n_prompt, .reps = reps};
+        rows[n_rows] = (struct bench_row){.n_prompt = n_prompt, .n_depth = n_depth, .reps = reps};
         if (run_test(&l, &rows[n_rows++], &e) < 0)
             goto fail;
     }
     if (n_gen > 0) {
-        rows[n_rows] = (struct bench_row){.n_gen = n_gen, .reps = reps};
+        rows[n_rows] = (struct bench_row){.n_gen = n_gen, .n_depth = n_depth, .reps = reps};
         if (run_test(&l, &rows[n_rows++], &e) < 0)
             goto fail;
     }

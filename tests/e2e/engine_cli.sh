@@ -75,8 +75,21 @@ for r in rows:
     assert r["n_threads"] == 2 and r["avg_ts"] > 0
 assert pp["n_prompt"] == 32 and pp["n_gen"] == 0
 assert tg["n_prompt"] == 0 and tg["n_gen"] == 8
+assert pp["n_depth"] == 0 and tg["n_depth"] == 0
 EOF
 "$A" bench "$M/stories260K-q8_0.gguf" -t 2 -p 16 -n 4 -r 1 | grep -q '| *pp16 *|' || fail "bench table has no pp16 row"
+# -d: the tests run after that many context tokens, prefilled in more than one batch here
+"$A" bench "$M/stories260K-q8_0.gguf" -t 2 -p 16 -n 4 -d 100 -b 64 -r 1 > "$T/bench-d.txt" \
+    || fail "bench -d exited non-zero"
+grep -q '| *pp16 @ d100 *|' "$T/bench-d.txt" || fail "bench -d table has no 'pp16 @ d100' row"
+grep -q '| *tg4 @ d100 *|' "$T/bench-d.txt" || fail "bench -d table has no 'tg4 @ d100' row"
+"$A" bench "$M/llama-k-small-q8_0.gguf" -t 2 -p 0 -n 4 -d 40 -r 1 --json |
+    python3 -c 'import json,sys; r=json.load(sys.stdin); assert len(r)==1 and r[0]["n_depth"]==40 and r[0]["n_gen"]==4, r' \
+    || fail "bench -d --json row"
+set +e
+"$A" bench "$M/stories260K-q8_0.gguf" -d x 2>/dev/null; rc=$?
+set -e
+[ "$rc" = 2 ] || fail "bench -d x exited $rc, want 2"
 echo "ok: bench"
 
 # --- sampling: seeds reproduce, stop strings cut -----------------------------------------------
