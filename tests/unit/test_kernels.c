@@ -289,6 +289,51 @@ small_batch_equals_single_tokens(void **state)
     }
 }
 
+/* Decode (1-5 tokens) over the 32-element block types gives the same bits in the AVX2 and
+ * AVX-512 tables: both keep ggml's per-block order (integer block sums, then one multiply-add
+ * per block in block order), the AVX-512 one two blocks per 512-bit step. Rows of 1, 3, 19
+ * and 65 blocks (odd counts leave a single-block tail). */
+static void
+decode_32_blocks_same_bits_in_simd_tables(void **state)
+{
+    (void)state;
+    const struct kern *a = table_or_null("avx2"), *b = table_or_null("avx512");
+    if (!a || !b)
+        skip();
+    static const enum ggml_type types[] = { GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q5_0,
+                                            GGML_TYPE_Q5_1, GGML_TYPE_Q8_0 };
+    static const int ns[] = { 32, 96, 608, 2080 };
+    uint64_t s = 91;
+    enum { ROWS = 21, MAXT = 5 };
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
+        for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+            enum ggml_type wt = types[ti], at = kern_act_type(wt);
+            int n = ns[ni];
+            size_t wrow = kern_row_bytes(wt, n), xrow = kern_row_bytes(at, n);
+            uint8_t *w = xmalloc(wrow * ROWS), *xq = xmalloc(xrow * MAXT);
+            float *x = xmalloc(sizeof(float) * (size_t)n * MAXT);
+            float *oa = xmalloc(sizeof(float) * ROWS * MAXT), *ob = xmalloc(sizeof(float) * ROWS * MAXT);
+            fill_weights(wt, w, wrow * ROWS, &s);
+            fill_acts(x, n * MAXT, &s);
+            for (int t = 0; t < MAXT; t++)
+                a->quantize_row(at, x + (size_t)t * n, xq + t * xrow, n);
+            for (int nt = 1; nt <= MAXT; nt++) {
+                memset(oa, 0, sizeof(float) * ROWS * MAXT);
+                memset(ob, 0, sizeof(float) * ROWS * MAXT);
+                a->gemm(wt, w, wrow, n, 1, ROWS, xq, nt, oa, ROWS);
+                b->gemm(wt, w, wrow, n, 1, ROWS, xq, nt, ob, ROWS);
+                if (memcmp(oa, ob, sizeof(float) * ROWS * (size_t)nt) != 0)
+                    fail_msg("%s n %d, %d tokens: avx2 and avx512 decode differ",
+                             ggml_type_name(wt), n, nt);
+            }
+            free(w);
+            free(xq);
+            free(x);
+            free(oa);
+            free(ob);
+        }
+}
+
 /* The packed-panel path at the sizes where its tiling shows: ranges spanning several panels
  * that start and end inside one, a lane group left empty, token counts around its micro
  * tile (6) including 1, and whole panels and tiles exactly. */
@@ -935,6 +980,7 @@ main(void)
         cmocka_unit_test(attn_matches_ref),
         cmocka_unit_test(attn_f16_composes_table_helpers),
         cmocka_unit_test(small_batch_equals_single_tokens),
+        cmocka_unit_test(decode_32_blocks_same_bits_in_simd_tables),
         cmocka_unit_test(gemm_matches_ref_every_table),
         cmocka_unit_test(gemm_tiled_panels_and_tails),
         cmocka_unit_test(act_sums_known_values),

@@ -296,12 +296,52 @@ is_blk32(enum ggml_type wt)
            wt == GGML_TYPE_Q5_1 || wt == GGML_TYPE_Q8_0;
 }
 
+#if KS_VNNI
+/* Two consecutive 32-element blocks at once, 512 bits: block b0's codes in the low 256 bits,
+ * b1's in the high ones, each half exactly what decode32 gives for its block. A 512-bit
+ * vpdpbusd then yields both blocks' eight int32 lane sums, bit for bit the 256-bit ones. */
+KS_INLINE __m512i
+codes_nib64(const uint8_t *qs0, const uint8_t *qs1)
+{
+    __m512i v = _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs0))),
+        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs1)), 1);
+    v = _mm512_srlv_epi64(v, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4));
+    return _mm512_and_si512(v, _mm512_set1_epi8(0x0f));
+}
+
+KS_INLINE __m512i
+bits5_64(const uint8_t *qh0, const uint8_t *qh1)
+{
+    uint32_t h0, h1;
+    memcpy(&h0, qh0, 4);
+    memcpy(&h1, qh1, 4);
+    return _mm512_maskz_mov_epi8((__mmask64)((uint64_t)h1 << 32 | h0), _mm512_set1_epi8(0x10));
+}
+
+KS_INLINE __m512i
+decode32x2(enum ggml_type wt, const uint8_t *b0, const uint8_t *b1)
+{
+    switch (wt) {
+    case GGML_TYPE_Q4_0: return codes_nib64(b0 + 2, b1 + 2);
+    case GGML_TYPE_Q4_1: return codes_nib64(b0 + 4, b1 + 4);
+    case GGML_TYPE_Q5_0: return _mm512_or_si512(codes_nib64(b0 + 6, b1 + 6), bits5_64(b0 + 2, b1 + 2));
+    case GGML_TYPE_Q5_1: return _mm512_or_si512(codes_nib64(b0 + 8, b1 + 8), bits5_64(b0 + 4, b1 + 4));
+    default: /* Q8_0: q + 128 as unsigned */
+        return _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(load256(b0 + 2)),
+                                                   load256(b1 + 2), 1),
+                                _mm512_set1_epi8((char)0x80));
+    }
+}
+#endif
+
 /* nt activation rows (x, xrb bytes apart) against rows [r0, r1): each weight block is decoded
  * once for all of them, and per token the operations are exactly the single-token ones, so a
  * token gets the same bits in any batch. base and xd hold nt * nb entries. */
 KS_INLINE void
 gemv32_t(enum ggml_type wt, int nt, const uint8_t *w, size_t wrb, int nb, int r0, int r1,
-         const uint8_t *x, size_t xrb, float *out, size_t ld, __m256i *base, float *xd)
+         const uint8_t *x, size_t xrb, float *out, size_t ld, __m256i *base, float *xd,
+         uint8_t *x32)
 {
     enum { TMAX = KS_SMALL_BATCH - 1 };
     const int wbb = blk32_bytes(wt);
@@ -321,7 +361,13 @@ gemv32_t(enum ggml_type wt, int nt, const uint8_t *w, size_t wrb, int nb, int r0
          * instead of a half-load, broadcast and conversion, which matter at 30+ GB/s per core */
         for (int b = 0; b < nb; b++)
             xd[t * nb + b] = f16(rd16(xt + (size_t)b * xbb));
+#if KS_VNNI
+        /* the activation codes back to back, so one 512-bit load takes two blocks' */
+        for (int b = 0; b < nb; b++)
+            memcpy(x32 + ((size_t)t * nb + b) * 32, xt + (size_t)b * xbb + xoff, 32);
+#endif
     }
+    (void)x32;
     ks_prefetch_head(w + (size_t)r0 * wrb, (size_t)(r1 - r0) * wrb);
     for (int r = r0; r < r1; r++) {
         const uint8_t *row = w + (size_t)r * wrb;
@@ -329,7 +375,41 @@ gemv32_t(enum ggml_type wt, int nt, const uint8_t *w, size_t wrb, int nb, int r0
 #pragma GCC unroll 8
         for (int t = 0; t < nt; t++)
             acc[t] = _mm256_setzero_ps();
-        for (int b = 0; b < nb; b++) {
+        int b = 0;
+#if KS_VNNI
+        /* two blocks per step on 512 bits (decode, vpdpbusd and conversion once for both;
+         * per block the same integer sums and then the same float steps in block order):
+         * ~20 % less time per block on a Zen 5 core at 576-element Q8_0 rows */
+        for (; b + 1 < nb; b += 2) {
+            const uint8_t *wb = row + (size_t)b * wbb;
+            _mm_prefetch((const char *)wb + KS_DEC_PF, _MM_HINT_T0);
+            _mm_prefetch((const char *)wb + wbb + KS_DEC_PF, _MM_HINT_T0);
+            __m512i u = decode32x2(wt, wb, wb + wbb);
+            __m256 dw0 = f16_bcast(wb), dw1 = f16_bcast(wb + wbb);
+#pragma GCC unroll 8
+            for (int t = 0; t < nt; t++) {
+                const uint8_t *xb = x + (size_t)t * xrb + (size_t)b * xbb;
+                size_t i = (size_t)t * nb + b;
+                __m512i xv = _mm512_loadu_si512(x32 + i * 32);
+                __m512i p0 = off ? _mm512_loadu_si512(&base[i]) : _mm512_setzero_si512();
+                __m512 pf = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(p0, u, xv));
+                acc[t] = _mm256_fmadd_ps(_mm512_castps512_ps256(pf),
+                                         _mm256_mul_ps(dw0, _mm256_set1_ps(xd[i])), acc[t]);
+                if (has_min)
+                    acc[t] = _mm256_fmadd_ps(
+                        f16_bcast(wb + 2), _mm256_mul_ps(f16_bcast(xb + 2), _mm256_set1_ps(0.125f)),
+                        acc[t]);
+                acc[t] = _mm256_fmadd_ps(_mm512_extractf32x8_ps(pf, 1),
+                                         _mm256_mul_ps(dw1, _mm256_set1_ps(xd[i + 1])), acc[t]);
+                if (has_min)
+                    acc[t] = _mm256_fmadd_ps(f16_bcast(wb + wbb + 2),
+                                             _mm256_mul_ps(f16_bcast(xb + xbb + 2),
+                                                           _mm256_set1_ps(0.125f)),
+                                             acc[t]);
+            }
+        }
+#endif
+        for (; b < nb; b++) {
             const uint8_t *wb = row + (size_t)b * wbb;
             _mm_prefetch((const char *)wb + KS_DEC_PF, _MM_HINT_T0);
             __m256i u, sg;
@@ -360,23 +440,24 @@ gemv32_t(enum ggml_type wt, int nt, const uint8_t *w, size_t wrb, int nb, int r0
 
 KS_INLINE void
 gemv32_n(enum ggml_type wt, int nt, const uint8_t *w, size_t wrb, int nb, int r0, int r1,
-         const uint8_t *x, size_t xrb, float *out, size_t ld, __m256i *base, float *xd)
+         const uint8_t *x, size_t xrb, float *out, size_t ld, __m256i *base, float *xd,
+         uint8_t *x32)
 {
     switch (wt) {
     case GGML_TYPE_Q4_0:
-        gemv32_t(GGML_TYPE_Q4_0, nt, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd);
+        gemv32_t(GGML_TYPE_Q4_0, nt, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd, x32);
         break;
     case GGML_TYPE_Q4_1:
-        gemv32_t(GGML_TYPE_Q4_1, nt, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd);
+        gemv32_t(GGML_TYPE_Q4_1, nt, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd, x32);
         break;
     case GGML_TYPE_Q5_0:
-        gemv32_t(GGML_TYPE_Q5_0, nt, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd);
+        gemv32_t(GGML_TYPE_Q5_0, nt, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd, x32);
         break;
     case GGML_TYPE_Q5_1:
-        gemv32_t(GGML_TYPE_Q5_1, nt, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd);
+        gemv32_t(GGML_TYPE_Q5_1, nt, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd, x32);
         break;
     case GGML_TYPE_Q8_0:
-        gemv32_t(GGML_TYPE_Q8_0, nt, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd);
+        gemv32_t(GGML_TYPE_Q8_0, nt, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd, x32);
         break;
     default: break;
     }
@@ -390,12 +471,13 @@ gemv32(enum ggml_type wt, int nt, const uint8_t *w, size_t wrb, int nb, int r0, 
 {
     __m256i base[KS_DEC_MAXB];
     float xd[KS_DEC_MAXB];
+    _Alignas(64) uint8_t x32[KS_VNNI ? KS_DEC_MAXB * 32 : 1];
     switch (nt) {
-    case 1: gemv32_n(wt, 1, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd); break;
-    case 2: gemv32_n(wt, 2, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd); break;
-    case 3: gemv32_n(wt, 3, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd); break;
-    case 4: gemv32_n(wt, 4, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd); break;
-    case 5: gemv32_n(wt, 5, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd); break;
+    case 1: gemv32_n(wt, 1, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd, x32); break;
+    case 2: gemv32_n(wt, 2, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd, x32); break;
+    case 3: gemv32_n(wt, 3, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd, x32); break;
+    case 4: gemv32_n(wt, 4, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd, x32); break;
+    case 5: gemv32_n(wt, 5, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd, x32); break;
     default: break;
     }
 }
