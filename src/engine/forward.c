@@ -273,15 +273,16 @@ mm_claim(struct mm_job *j, int nth, int align, int *mi, int *r0, int *r1)
 /* Decode attention reads every cached key and value of the layer, which the weights streamed
  * since the last step have evicted; fetched while the q/k/v weights stream in (a small share of
  * the traffic), they are in cache when attention starts instead of costing a memory latency
- * per item. Each thread requests its part of the first ATT_PF_BYTES of each region; the
- * attention kernel's own prefetch covers the rest of a long context. */
+ * per item. Each thread requests its part of the first ATT_PF_BYTES of the keys and of the
+ * values (shared out over the KV heads); the attention kernel's own prefetch covers the rest
+ * of a long context. */
 #define ATT_PF_BYTES (64 << 10)
 #define ATT_PF_MAX_TOKENS 8  /* decode of a few sequences; prefill reads its own new rows */
 
 static void
-prefetch_region(const void *base, size_t bytes, int ith, int nth)
+prefetch_region(const void *base, size_t bytes, size_t cap, int ith, int nth)
 {
-    bytes = bytes < ATT_PF_BYTES ? bytes : ATT_PF_BYTES;
+    bytes = bytes < cap ? bytes : cap;
     size_t lines = (bytes + 63) / 64;
     size_t a = lines * (size_t)ith / (size_t)nth, z = lines * (size_t)(ith + 1) / (size_t)nth;
     for (size_t l = a; l < z; l++)
@@ -291,18 +292,24 @@ prefetch_region(const void *base, size_t bytes, int ith, int nth)
 static void
 prefetch_kv(const struct engine *en, const struct batch *b, int il, int ith, int nth)
 {
+    const struct kvcache *kv = &en->kv;
+    size_t row = (size_t)kv->head_dim * sizeof(uint16_t);
+    size_t cap = ATT_PF_BYTES / (size_t)kv->n_head_kv;
     for (int t = 0; t < b->n_tokens; t++) {
         int seq = b->seq ? b->seq[t] : 0;
-        size_t bytes = (size_t)b->pos[t] * (size_t)en->kv.kv_dim * sizeof(uint16_t);
         if (t > 0 && (b->seq ? b->seq[t - 1] : 0) == seq)
             continue;  /* same slot as the token before: its rows were requested */
-        if (ith == 0)  /* the rows this token's key and value will be written to */
-            for (size_t o = 0; o < (size_t)en->kv.kv_dim * sizeof(uint16_t); o += 64) {
-                __builtin_prefetch((char *)kvcache_k(&en->kv, il, seq, b->pos[t]) + o, 1, 3);
-                __builtin_prefetch((char *)kvcache_v(&en->kv, il, seq, b->pos[t]) + o, 1, 3);
-            }
-        prefetch_region(kvcache_k(&en->kv, il, seq, 0), bytes, ith, nth);
-        prefetch_region(kvcache_v(&en->kv, il, seq, 0), bytes, ith, nth);
+        for (int h = 0; h < kv->n_head_kv; h++) {
+            const char *k = (const char *)kvcache_k(kv, il, seq, h);
+            const char *v = (const char *)kvcache_v(kv, il, seq, h);
+            if (ith == 0)  /* where this token's key and value will be written */
+                for (size_t o = 0; o < row; o += 64) {
+                    __builtin_prefetch(k + (size_t)b->pos[t] * row + o, 1, 3);
+                    __builtin_prefetch(v + (size_t)b->pos[t] * row + o, 1, 3);
+                }
+            prefetch_region(k, (size_t)b->pos[t] * row, cap, ith, nth);
+            prefetch_region(v, (size_t)b->pos[t] * row, cap, ith, nth);
+        }
     }
 }
 
@@ -545,8 +552,13 @@ qkv_finish_token(struct engine *en, void *vctx, int t, int ith)
     rope(k, hp->n_head_kv, hp->head_dim, hp->n_rot, hp->rope, cs);
 
     int seq = c->b->seq ? c->b->seq[t] : 0;
-    en->k->f32_to_f16_row(k, kvcache_k(&en->kv, c->il, seq, c->b->pos[t]), hp->kv_dim);
-    en->k->f32_to_f16_row(v, kvcache_v(&en->kv, c->il, seq, c->b->pos[t]), hp->kv_dim);
+    size_t at = (size_t)c->b->pos[t] * (size_t)hp->head_dim;
+    for (int h = 0; h < hp->n_head_kv; h++) {
+        en->k->f32_to_f16_row(k + (size_t)h * hp->head_dim, kvcache_k(&en->kv, c->il, seq, h) + at,
+                              hp->head_dim);
+        en->k->f32_to_f16_row(v + (size_t)h * hp->head_dim, kvcache_v(&en->kv, c->il, seq, h) + at,
+                              hp->head_dim);
+    }
 }
 
 static void
@@ -621,8 +633,8 @@ attention_heads(const struct att_job *j, int i)
     int h0 = kvh * group + c;
     int seq = b->seq ? b->seq[t] : 0;
     en->k->attn_f16(hd, nh, en->s.q + (size_t)t * hp->dim + (size_t)h0 * hd,
-                    kvcache_k(&en->kv, j->il, seq, 0) + (size_t)kvh * hd,
-                    kvcache_v(&en->kv, j->il, seq, 0) + (size_t)kvh * hd, (size_t)en->kv.kv_dim,
+                    kvcache_k(&en->kv, j->il, seq, kvh), kvcache_v(&en->kv, j->il, seq, kvh),
+                    (size_t)hd,
                     b->pos[t] + 1, 1.0f / sqrtf((float)hd),
                     en->s.att + (size_t)t * hp->dim + (size_t)h0 * hd);
 }
@@ -698,9 +710,9 @@ attention_item(struct engine *en, const struct batch *b, int il, const struct at
         .q = q,
         .out = out,
         .n_pos = n_pos,
-        .k = kvcache_k(&en->kv, il, seq, 0) + (size_t)it->kvh * hd,
-        .v = kvcache_v(&en->kv, il, seq, 0) + (size_t)it->kvh * hd,
-        .kv_stride = (size_t)en->kv.kv_dim,
+        .k = kvcache_k(&en->kv, il, seq, it->kvh),
+        .v = kvcache_v(&en->kv, il, seq, it->kvh),
+        .kv_stride = (size_t)hd,
         .scale = 1.0f / sqrtf((float)hd),
         .scratch = en->s.att_tile[ith],
     };
@@ -895,7 +907,8 @@ engine_init(struct engine *en, const struct model *m, const struct engine_opts *
     int rc = -1;
     if (pool_init(&en->pool, n_threads, e) < 0)
         goto out;
-    if (kvcache_init(&en->kv, hp->n_layer, n_seq, n_ctx, hp->kv_dim, max_kv, e) < 0)
+    if (kvcache_init(&en->kv, hp->n_layer, n_seq, n_ctx, hp->n_head_kv, hp->head_dim, max_kv,
+                     e) < 0)
         goto out;
 
     size_t nb = (size_t)n_batch;

@@ -41,20 +41,25 @@ advise_huge(void *p, size_t n)
 }
 
 int
-kvcache_init(struct kvcache *c, int n_layer, int n_seq, int n_ctx, int kv_dim, size_t max_bytes,
-             struct al_err *e)
+kvcache_init(struct kvcache *c, int n_layer, int n_seq, int n_ctx, int n_head_kv, int head_dim,
+             size_t max_bytes, struct al_err *e)
 {
     memset(c, 0, sizeof *c);
-    size_t total = kvcache_bytes(n_layer, n_seq, n_ctx, kv_dim);
+    long long kv_dim = (long long)n_head_kv * head_dim;
+    size_t total = n_head_kv > 0 && head_dim > 0 && kv_dim <= (1 << 24)
+                       ? kvcache_bytes(n_layer, n_seq, n_ctx, (int)kv_dim)
+                       : 0;
     if (total == 0 || total > max_bytes)
         return al_errf(e, AL_ELIMIT,
                        "KV cache of %d layers x %d sequences x %d positions x %d needs more "
                        "than the %zu MiB limit (lower --ctx)",
-                       n_layer, n_seq, n_ctx, kv_dim, max_bytes >> 20);
+                       n_layer, n_seq, n_ctx, (int)kv_dim, max_bytes >> 20);
     c->n_layer = n_layer;
     c->n_seq = n_seq;
     c->n_ctx = n_ctx;
-    c->kv_dim = kv_dim;
+    c->n_head_kv = n_head_kv;
+    c->head_dim = head_dim;
+    c->kv_dim = (int)kv_dim;
     c->k = xaligned_alloc(64, total / 2);
     c->v = xaligned_alloc(64, total / 2);
     advise_huge(c->k, total / 2);

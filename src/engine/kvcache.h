@@ -15,31 +15,36 @@ struct kvcache {
     int n_layer;      /* layers of the model */
     int n_seq;        /* sequence slots */
     int n_ctx;        /* positions per slot */
+    int n_head_kv;    /* KV heads */
+    int head_dim;     /* halves per head and position */
     int kv_dim;       /* n_head_kv * head_dim halves per position */
-    uint16_t *k;      /* owned, (n_layer, n_seq, n_ctx, kv_dim) F16, 64-byte aligned */
+    uint16_t *k;      /* owned, (n_layer, n_seq, n_head_kv, n_ctx, head_dim) F16, 64-byte
+                       * aligned: one head's positions back to back, so attention over a head
+                       * reads one contiguous stream instead of a slice of every position */
     uint16_t *v;      /* owned, same layout as k */
     int *n_past;      /* owned, n_seq: positions [0, n_past) of each slot are valid */
 };
 
 /* Allocate a cache; fails with AL_ELIMIT when the size overflows or exceeds max_bytes. */
-int kvcache_init(struct kvcache *c, int n_layer, int n_seq, int n_ctx, int kv_dim,
-                 size_t max_bytes, struct al_err *e);
+int kvcache_init(struct kvcache *c, int n_layer, int n_seq, int n_ctx, int n_head_kv,
+                 int head_dim, size_t max_bytes, struct al_err *e);
 void kvcache_free(struct kvcache *c); /* safe on a zeroed cache */
 
 /* Forget positions >= n of slot seq (0 clears it). */
 void kvcache_seq_truncate(struct kvcache *c, int seq, int n);
 
-/* Row of layer il, slot seq, position pos (kv_dim halves). No bounds checks: forward validates. */
+/* Keys of layer il, slot seq, KV head h: position p's head_dim halves start at p * head_dim.
+ * No bounds checks: forward validates. */
 static inline uint16_t *
-kvcache_k(const struct kvcache *c, int il, int seq, int pos)
+kvcache_k(const struct kvcache *c, int il, int seq, int h)
 {
-    return c->k + (((size_t)il * c->n_seq + seq) * c->n_ctx + pos) * c->kv_dim;
+    return c->k + (((size_t)il * c->n_seq + seq) * c->n_head_kv + h) * c->n_ctx * c->head_dim;
 }
 
 static inline uint16_t *
-kvcache_v(const struct kvcache *c, int il, int seq, int pos)
+kvcache_v(const struct kvcache *c, int il, int seq, int h)
 {
-    return c->v + (((size_t)il * c->n_seq + seq) * c->n_ctx + pos) * c->kv_dim;
+    return c->v + (((size_t)il * c->n_seq + seq) * c->n_head_kv + h) * c->n_ctx * c->head_dim;
 }
 
 /* Bytes one full cache of these dimensions needs (both K and V), or 0 on overflow. */
