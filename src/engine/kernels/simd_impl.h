@@ -1232,6 +1232,61 @@ exp_ps(__m256 x)
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
+/* e^x for 4 floats with exactly the C library's bits: Debian 12's glibc (2.36) expf as its
+ * FMA variant computes it -- x*32/ln2 split into k + r through the 0x1.8p52 shift, 2^(k/32)
+ * from a 32-entry table with k/32's integer part added to the exponent, a cubic in r, all
+ * in double with the same fused operations, rounded once to float -- and its special cases
+ * (-inf -> 0, NaN, overflow, below log(2^-150) -> 0, the may-underflow band -> 2^-149).
+ * Checked against expf on all 2^32 inputs (NaN payloads aside). The SIMD tables require FMA,
+ * and glibc picks that same variant on such CPUs, so attention's softmax weights stay those
+ * of llama.cpp's expf calls (test_kernels compares attn_f16 with a composition that calls
+ * expf). Table and constants: the values glibc's exp2f data holds (N = 32). */
+static const uint64_t KS_EXP2F_TAB[32] = {
+    0x3ff0000000000000ull, 0x3fefd9b0d3158574ull, 0x3fefb5586cf9890full, 0x3fef9301d0125b51ull,
+    0x3fef72b83c7d517bull, 0x3fef54873168b9aaull, 0x3fef387a6e756238ull, 0x3fef1e9df51fdee1ull,
+    0x3fef06fe0a31b715ull, 0x3feef1a7373aa9cbull, 0x3feedea64c123422ull, 0x3feece086061892dull,
+    0x3feebfdad5362a27ull, 0x3feeb42b569d4f82ull, 0x3feeab07dd485429ull, 0x3feea47eb03a5585ull,
+    0x3feea09e667f3bcdull, 0x3fee9f75e8ec5f74ull, 0x3feea11473eb0187ull, 0x3feea589994cce13ull,
+    0x3feeace5422aa0dbull, 0x3feeb737b0cdc5e5ull, 0x3feec49182a3f090ull, 0x3feed503b23e255dull,
+    0x3feee89f995ad3adull, 0x3feeff76f2fb5e47ull, 0x3fef199bdd85529cull, 0x3fef3720dcef9069ull,
+    0x3fef5818dcfba487ull, 0x3fef7c97337b9b5full, 0x3fefa4afa2a490daull, 0x3fefd0765b6e4540ull,
+};
+KS_INLINE __m128
+expf_libm4(__m128 x)
+{
+    const __m256d xd = _mm256_cvtps_pd(x);
+    const __m256d inv = _mm256_set1_pd(0x1.71547652b82fep+5), shift = _mm256_set1_pd(0x1.8p+52);
+    __m256d kds = _mm256_fmadd_pd(inv, xd, shift);
+    __m256i ki = _mm256_castpd_si256(kds);
+    __m256d kd = _mm256_sub_pd(kds, shift);
+    __m256d r = _mm256_fmsub_pd(inv, xd, kd);
+    __m256i t = _mm256_i64gather_epi64((const long long *)KS_EXP2F_TAB,
+                                       _mm256_and_si256(ki, _mm256_set1_epi64x(31)), 8);
+    t = _mm256_add_epi64(t, _mm256_slli_epi64(ki, 47));
+    __m256d z = _mm256_fmadd_pd(_mm256_set1_pd(0x1.c6af84b912394p-20), r,
+                                _mm256_set1_pd(0x1.ebfce50fac4f3p-13));
+    __m256d r2 = _mm256_mul_pd(r, r);
+    __m256d y = _mm256_fmadd_pd(r, _mm256_set1_pd(0x1.62e42ff0c52d6p-6), _mm256_set1_pd(1.0));
+    y = _mm256_fmadd_pd(z, r2, y);
+    y = _mm256_mul_pd(y, _mm256_castsi256_pd(t));
+    __m128 res = _mm256_cvtpd_ps(y);
+    /* glibc's special cases: |x| >= 88 (top bits), then by value */
+    __m128 big = _mm_castsi128_ps(_mm_cmpgt_epi32(
+        _mm_and_si128(_mm_srli_epi32(_mm_castps_si128(x), 20), _mm_set1_epi32(0x7ff)),
+        _mm_set1_epi32(0x42a)));
+    if (_mm_movemask_ps(big)) {
+        __m128 nan = _mm_cmpunord_ps(x, x);
+        __m128 over = _mm_cmpgt_ps(x, _mm_set1_ps(0x1.62e42ep6f));
+        __m128 under = _mm_cmplt_ps(x, _mm_set1_ps(-0x1.9fe368p6f));
+        __m128 mayunder = _mm_andnot_ps(under, _mm_cmplt_ps(x, _mm_set1_ps(-0x1.9d1d9ep6f)));
+        res = _mm_blendv_ps(res, _mm_set1_ps(0x1p-149f), _mm_and_ps(big, mayunder));
+        res = _mm_blendv_ps(res, _mm_setzero_ps(), _mm_and_ps(big, under));
+        res = _mm_blendv_ps(res, _mm_set1_ps(INFINITY), _mm_and_ps(big, over));
+        res = _mm_blendv_ps(res, _mm_add_ps(x, x), _mm_and_ps(big, nan));
+    }
+    return res;
+}
+
 static void
 simd_rmsnorm(float *out, const float *x, const float *w, int n, float eps)
 {
@@ -1393,14 +1448,21 @@ KS_INLINE void
 attn_softmax_steps(const float *s, int np, float *m, float *sum, float *ms, float *vs)
 {
     float mx = *m, sm = *sum;  /* locals: through the pointers they stayed in memory */
+    float arg[KS_ATT_BLK], e[KS_ATT_BLK];
+    bool up[KS_ATT_BLK];
+    /* the running max and each step's expf argument (the max moves: old - new, else s - max) */
     for (int p = 0; p < np; p++) {
-        float a = 1.0f, b = 1.0f;
-        if (s[p] > mx) {
-            a = expf(mx - s[p]);
-            mx = s[p];
-        } else {
-            b = expf(s[p] - mx);
-        }
+        up[p] = s[p] > mx;
+        arg[p] = up[p] ? mx - s[p] : s[p] - mx;
+        mx = up[p] ? s[p] : mx;
+    }
+    for (int p = np; p < (np + 3) / 4 * 4; p++)
+        arg[p] = 0.0f;
+    /* every expf at once, with the C library's bits (expf_libm4) */
+    for (int p = 0; p < np; p += 4)
+        _mm_storeu_ps(e + p, expf_libm4(_mm_loadu_ps(arg + p)));
+    for (int p = 0; p < np; p++) {
+        float a = up[p] ? e[p] : 1.0f, b = up[p] ? 1.0f : e[p];
         sm = sm * a + b;
         ms[p] = a;
         vs[p] = b;
