@@ -107,7 +107,6 @@ struct mm_job {
     float *out[MAX_GROUP];                  /* (n_tok, w->ne1) outputs */
     size_t xq_row[MAX_GROUP];               /* bytes between quantized activation rows */
     int n_tok;                              /* tokens */
-    int min_chunk;                          /* smallest chunk of rows a claim takes */
     void *const *tiled;                     /* per-thread gemm_tiled scratch; NULL: plain gemm */
     int total_rows;                         /* rows of all matrices together */
     const struct engine *pf_en;             /* non-NULL: prefetch layer pf_il's cache rows */
@@ -196,13 +195,19 @@ mm_rows(const struct mm_job *j, int lo, int hi)
     }
 }
 
+static void
+prefetch_bytes(const void *p, size_t n)
+{
+    for (size_t o = 0; o < n; o += 64)
+        __builtin_prefetch((const char *)p + o, 0, 3);
+}
+
 /* The start of thread ith's share of the next group (and the side region, on thread 0). */
 static void
 mm_prefetch_next(const struct mm_next *nx, int ith, int nth)
 {
     if (ith == 0 && nx->side)
-        for (size_t o = 0; o < nx->side_bytes; o += 64)
-            __builtin_prefetch((const char *)nx->side + o, 0, 3);
+        prefetch_bytes(nx->side, nx->side_bytes);
     int total = 0;
     for (int i = 0; i < nx->n_mats; i++)
         total += (int)nx->w[i]->ne1;
@@ -217,9 +222,7 @@ mm_prefetch_next(const struct mm_next *nx, int ith, int nth)
             int r1 = hi < end ? hi : end;
             size_t n = (size_t)(r1 - lo) * w->row_bytes;
             n = n < left ? n : left;
-            const char *p = (const char *)w->data + (size_t)(lo - base) * w->row_bytes;
-            for (size_t o = 0; o < n; o += 64)
-                __builtin_prefetch(p + o, 0, 3);
+            prefetch_bytes((const char *)w->data + (size_t)(lo - base) * w->row_bytes, n);
             left -= n;
             lo = r1;
         }
@@ -257,7 +260,7 @@ mm_claim(struct mm_job *j, int nth, int align, int *mi, int *r0, int *r1)
             i++;
         }
         int chunk = (j->total_rows - cur + 2 * nth - 1) / (2 * nth);
-        chunk = chunk < j->min_chunk ? j->min_chunk : chunk;
+        chunk = chunk < MM_MIN_CHUNK ? MM_MIN_CHUNK : chunk;
         chunk = (chunk + align - 1) / align * align;
         int end = cur + chunk < base + (int)j->w[i]->ne1 ? cur + chunk : base + (int)j->w[i]->ne1;
         if (atomic_compare_exchange_weak_explicit(&j->next_row, &cur, end, memory_order_relaxed,
@@ -385,8 +388,7 @@ matmul_kv(struct engine *en, int n_mats, const struct model_tensor **w, const fl
           float **out, const struct batch *pf_b, int pf_il, const struct mm_next *next)
 {
     struct quant_ctx q = {.x = x, .n = (int)w[0]->ne0};
-    struct mm_job j = {.k = en->k, .n_mats = n_mats, .n_tok = n_tok,
-                       .min_chunk = MM_MIN_CHUNK};
+    struct mm_job j = {.k = en->k, .n_mats = n_mats, .n_tok = n_tok};
     /* the packed-panel gemm pays for its repacking only over enough tokens */
     bool tiled = en->k->gemm_tiled && en->s.tiled;
     for (int i = 0; i < n_mats; i++)
