@@ -53,6 +53,13 @@ cpu_now(void)
 
 static void work(struct job *j);
 
+/* GGUF's name, or the row-split layouts' (what model load repacks Q4_0/Q5_0 into) */
+static const char *
+type_name(enum ggml_type t)
+{
+    return t == KERN_TYPE_Q4_0_RS ? "Q4_0rs" : t == KERN_TYPE_Q5_0_RS ? "Q5_0rs" : ggml_type_name(t);
+}
+
 static void *
 run_job(void *p)
 {
@@ -163,7 +170,7 @@ main(int argc, char **argv)
     static const enum ggml_type types[] = {
         GGML_TYPE_Q8_0, GGML_TYPE_Q4_K, GGML_TYPE_Q6_K, GGML_TYPE_Q5_K, GGML_TYPE_Q4_0,
         GGML_TYPE_Q4_1, GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_F16, GGML_TYPE_BF16,
-        GGML_TYPE_F32,
+        GGML_TYPE_F32, KERN_TYPE_Q4_0_RS, KERN_TYPE_Q5_0_RS,
     };
     static const char *tables[] = { "avx512", "avx2", "ref" };
     const int n = 4096, dec_bytes_target = 96 << 20, pf_rows = 512, pf_tok = 64, tl_tok = 512;
@@ -186,9 +193,9 @@ main(int argc, char **argv)
     printf("threads %d, CPU tables: %s; memory read bandwidth %.1f GB/s wall, %.1f GB/s by CPU "
            "time (%s dot_f32 over 256 MiB)\n", nt, kern_available(), bw, bwc, best->name);
     printf("(wall: elapsed time; cpu: busiest thread's CPU time, robust on a shared machine)\n");
-    printf("%-7s %-5s %10s %10s %8s %12s %12s %12s\n", "table", "type", "dec GB/s", "dec GB/s",
+    printf("%-7s %-6s %10s %10s %8s %12s %12s %12s\n", "table", "type", "dec GB/s", "dec GB/s",
            "% of bw", "pref GF/s", "pref GF/s", "tiled GF/s");
-    printf("%-7s %-5s %10s %10s %8s %12s %12s %12s\n", "", "", "wall", "cpu", "(cpu)", "wall", "cpu",
+    printf("%-7s %-6s %10s %10s %8s %12s %12s %12s\n", "", "", "wall", "cpu", "(cpu)", "wall", "cpu",
            "cpu");
 
     for (size_t ki = 0; ki < 3; ki++) {
@@ -242,8 +249,8 @@ main(int argc, char **argv)
                 gft = 2.0 * n * pf_rows * tl_tok / ct / 1e9;
                 free(xs);
             }
-            printf("%-7s %-5s %10.1f %10.1f %7.0f%% %12.1f %12.1f %12.1f\n", k->name,
-                   ggml_type_name(wt), gbs, gbc, 100.0 * gbc / bwc, gf, gfc, gft);
+            printf("%-7s %-6s %10.1f %10.1f %7.0f%% %12.1f %12.1f %12.1f\n", k->name,
+                   type_name(wt), gbs, gbc, 100.0 * gbc / bwc, gf, gfc, gft);
             fflush(stdout);
             free(w);
             free(xq);

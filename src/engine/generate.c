@@ -325,6 +325,8 @@ llm_open_progress(struct llm *l, const char *path, const struct engine_opts *o,
     if (model_load(&l->m, path, e) < 0)
         return -1;
     l->residency = model_load_weights(&l->m, !o->mmap_weights, progress, ud);
+    if (!o->mmap_weights)
+        (void)model_repack(&l->m);
     if (tokenizer_load(&l->tok, &l->m.gguf, e) < 0) {
         al_errctx(e, "%s", path);
         llm_close(l);

@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "engine/kernels/kernels.h"
 #include "util/parse.h"
 #include "util/xalloc.h"
 
@@ -609,6 +610,66 @@ model_load_weights(struct model *m, bool copy, model_progress_fn fn, void *ud)
         return MODEL_RESIDENT;
     model_prefault(m, fn, ud);
     return MODEL_MAPPED;
+}
+
+/* One matrix, rewritten row by row through a row-sized buffer. */
+static void
+repack_tensor(struct model_tensor *t, uint8_t *tmp)
+{
+    uint8_t *p = (uint8_t *)t->data;
+    for (int64_t r = 0; r < t->ne1; r++) {
+        memcpy(tmp, p + (size_t)r * t->row_bytes, t->row_bytes);
+        kern_rs_pack_row(t->type, tmp, p + (size_t)r * t->row_bytes, (int)t->ne0);
+    }
+    t->type = kern_rs_type(t->type);
+}
+
+int
+model_repack(struct model *m)
+{
+    const struct gguf *g = &m->gguf;
+    if (!g->mapped || !g->map.base || g->map.size == 0)
+        return 0;
+    long pg = sysconf(_SC_PAGESIZE);
+    size_t page = pg > 0 ? (size_t)pg : 4096;
+    size_t len = (g->map.size + page - 1) / page * page;
+    int n_mats = 7 * m->hp.n_layer + 2, done = 0;
+    struct model_tensor **ts = xmalloc(sizeof *ts * (size_t)n_mats);
+    size_t max_row = 0;
+    int n = 0;
+    for (int il = 0; il < m->hp.n_layer; il++) {
+        struct model_layer *L = &m->layers[il];
+        struct model_tensor *l7[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up,
+                                      &L->w_down};
+        for (int i = 0; i < 7; i++)
+            ts[n++] = l7[i];
+    }
+    ts[n++] = &m->token_embd;
+    ts[n++] = &m->output;
+    int k = 0;  /* keep the eligible ones */
+    for (int i = 0; i < n; i++) {
+        struct model_tensor *t = ts[i];
+        if (!t->data || kern_rs_type(t->type) == GGML_TYPE_COUNT || t->ne0 % 64 != 0 ||
+            t->ne0 > INT32_MAX || t->ne1 < 1)
+            continue;
+        if (t == &m->output && m->output.data == m->token_embd.data)
+            continue;  /* tied: the same bytes as token_embd, retyped with it below */
+        ts[k++] = t;
+        max_row = t->row_bytes > max_row ? t->row_bytes : max_row;
+    }
+    /* The whole mapping at once: changing part of it would split the huge-page copy's
+     * mappings into 4 KiB ones, which decode would then stream more slowly. */
+    if (k > 0 && mprotect((void *)g->map.base, len, PROT_READ | PROT_WRITE) == 0) {
+        uint8_t *tmp = xmalloc(max_row);
+        for (int i = 0; i < k; i++, done++)
+            repack_tensor(ts[i], tmp);
+        free(tmp);
+        (void)mprotect((void *)g->map.base, len, PROT_READ);
+        if (m->output.data == m->token_embd.data)
+            m->output.type = m->token_embd.type;
+    }
+    free(ts);
+    return done;
 }
 
 int

@@ -36,7 +36,11 @@ enum ggml_type {
     GGML_TYPE_IQ2_S = 22, GGML_TYPE_IQ4_XS = 23, GGML_TYPE_I8 = 24, GGML_TYPE_I16 = 25,
     GGML_TYPE_I32 = 26, GGML_TYPE_I64 = 27, GGML_TYPE_F64 = 28, GGML_TYPE_IQ1_M = 29,
     GGML_TYPE_BF16 = 30, GGML_TYPE_TQ1_0 = 34, GGML_TYPE_TQ2_0 = 35,
-    GGML_TYPE_COUNT = 40
+    GGML_TYPE_COUNT = 40,
+    /* Not GGUF types and never read from a file (every table here is sized GGML_TYPE_COUNT):
+     * the engine's in-memory row-split layouts of Q4_0 and Q5_0 weight rows, which model load
+     * repacks matrices into (engine/kernels/quant.h, model_repack). */
+    KERN_TYPE_Q4_0_RS = 64, KERN_TYPE_Q5_0_RS = 65
 };
 
 struct gguf_str {

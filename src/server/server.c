@@ -1048,6 +1048,8 @@ server_start(struct server *s, const struct server_config *cfg, struct al_err *e
                     cfg->model_sha256);
             goto fail;
         }
+        if (!cfg->mmap_weights)  /* after the hash: it rewrites bytes in the private copy */
+            (void)model_repack(&s->model);
     } else {
         struct gguf g;
         if (gguf_parse(&g, embedded, embedded_len, embedded_len, "embedded " DEFAULT_MODEL_ID,

@@ -22,7 +22,7 @@
 static const enum ggml_type all_types[] = {
     GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_BF16, GGML_TYPE_Q8_0, GGML_TYPE_Q4_0,
     GGML_TYPE_Q4_1, GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_Q4_K, GGML_TYPE_Q5_K,
-    GGML_TYPE_Q6_K,
+    GGML_TYPE_Q6_K, KERN_TYPE_Q4_0_RS, KERN_TYPE_Q5_0_RS,
 };
 #define N_TYPES (sizeof all_types / sizeof all_types[0])
 
@@ -120,6 +120,30 @@ fill_acts(float *x, int n, uint64_t *s)
     }
 }
 
+/* rows x n weights of type wt; row-split types are random GGUF rows of their base type,
+ * packed (so their scales are as sane as those). */
+static void
+fill_rows(enum ggml_type wt, uint8_t *w, int n, int rows, uint64_t *s)
+{
+    size_t wrow = kern_row_bytes(wt, n);
+    if (!q_is_rs(wt)) {
+        fill_weights(wt, w, wrow * (size_t)rows, s);
+        return;
+    }
+    uint8_t *g = xmalloc(wrow * (size_t)rows);
+    fill_weights(q_rs_base(wt), g, wrow * (size_t)rows, s);
+    for (int r = 0; r < rows; r++)
+        kern_rs_pack_row(q_rs_base(wt), g + (size_t)r * wrow, w + (size_t)r * wrow, n);
+    free(g);
+}
+
+/* Elements per block as the tests' row lengths must step: whole pairs for row-split types. */
+static int
+step_elems(enum ggml_type wt)
+{
+    return q_is_rs(wt) ? 64 : kern_block_elems(wt);
+}
+
 /* Run table k's gemm (variant 0) or gemm_tiled (variant 1) on one configuration. */
 static void
 run_variant(const struct kern *k, int variant, enum ggml_type wt, const uint8_t *w, size_t wrow,
@@ -156,7 +180,7 @@ check_gemm(const struct kern *k, enum ggml_type wt, int n, int rows, int r0, int
     float *o1 = xmalloc(sizeof(float) * rows * n_tok), *o2 = xmalloc(sizeof(float) * rows * n_tok);
     float *wd = xmalloc(sizeof(float) * n), *xd = xmalloc(sizeof(float) * n);
 
-    fill_weights(wt, w, wrow * rows, s);
+    fill_rows(wt, w, n, rows, s);
     fill_acts(x, n * n_tok, s);
     for (int t = 0; t < n_tok; t++) {
         ref->quantize_row(at, x + (size_t)t * n, xq + t * xrow, n);
@@ -227,8 +251,8 @@ gemm_matches_ref_every_table(void **state)
         }
         for (size_t ti = 0; ti < N_TYPES; ti++) {
             enum ggml_type wt = all_types[ti];
-            int be = kern_block_elems(wt) == 1 ? 32 : kern_block_elems(wt);
-            int ns[] = { be, 3 * be, be == 256 ? 4096 : 2048 + 96 };
+            int be = kern_block_elems(wt) == 1 ? 32 : step_elems(wt);
+            int ns[] = { be, 3 * be, be == 256 ? 4096 : 2048 + 3 * be };
             if (be == 32 && kern_block_elems(wt) == 1)
                 ns[0] = 7, ns[1] = 45;  /* float types: odd lengths too */
             for (int a = 0; a < 3; a++)
@@ -251,7 +275,8 @@ small_batch_equals_single_tokens(void **state)
     static const char *names[] = { "ref", "avx2", "avx512" };
     static const enum ggml_type types[] = { GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q5_0,
                                             GGML_TYPE_Q5_1, GGML_TYPE_Q8_0, GGML_TYPE_Q4_K,
-                                            GGML_TYPE_Q5_K, GGML_TYPE_Q6_K };
+                                            GGML_TYPE_Q5_K, GGML_TYPE_Q6_K, KERN_TYPE_Q4_0_RS,
+                                            KERN_TYPE_Q5_0_RS };
     uint64_t s = 77;
     enum { ROWS = 75, MAXT = 5 };
     for (size_t ni = 0; ni < 3; ni++) {
@@ -265,7 +290,7 @@ small_batch_equals_single_tokens(void **state)
             uint8_t *w = xmalloc(wrow * ROWS), *xq = xmalloc(xrow * MAXT);
             float *x = xmalloc(sizeof(float) * (size_t)n * MAXT);
             float *ob = xmalloc(sizeof(float) * ROWS * MAXT), *o1 = xmalloc(sizeof(float) * ROWS);
-            fill_weights(wt, w, wrow * ROWS, &s);
+            fill_rows(wt, w, n, ROWS, &s);
             fill_acts(x, n * MAXT, &s);
             for (int t = 0; t < MAXT; t++)
                 k->quantize_row(at, x + (size_t)t * n, xq + t * xrow, n);
@@ -301,19 +326,20 @@ decode_32_blocks_same_bits_in_simd_tables(void **state)
     if (!a || !b)
         skip();
     static const enum ggml_type types[] = { GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q5_0,
-                                            GGML_TYPE_Q5_1, GGML_TYPE_Q8_0 };
-    static const int ns[] = { 32, 96, 608, 2080 };
+                                            GGML_TYPE_Q5_1, GGML_TYPE_Q8_0, KERN_TYPE_Q4_0_RS,
+                                            KERN_TYPE_Q5_0_RS };
+    static const int ns[] = { 32, 96, 608, 2080 };  /* row-split: each + 32 (whole pairs) */
     uint64_t s = 91;
     enum { ROWS = 21, MAXT = 5 };
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
         for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
             enum ggml_type wt = types[ti], at = kern_act_type(wt);
-            int n = ns[ni];
+            int n = ns[ni] + (q_is_rs(wt) ? 32 : 0);
             size_t wrow = kern_row_bytes(wt, n), xrow = kern_row_bytes(at, n);
             uint8_t *w = xmalloc(wrow * ROWS), *xq = xmalloc(xrow * MAXT);
             float *x = xmalloc(sizeof(float) * (size_t)n * MAXT);
             float *oa = xmalloc(sizeof(float) * ROWS * MAXT), *ob = xmalloc(sizeof(float) * ROWS * MAXT);
-            fill_weights(wt, w, wrow * ROWS, &s);
+            fill_rows(wt, w, n, ROWS, &s);
             fill_acts(x, n * MAXT, &s);
             for (int t = 0; t < MAXT; t++)
                 a->quantize_row(at, x + (size_t)t * n, xq + t * xrow, n);
@@ -334,6 +360,96 @@ decode_32_blocks_same_bits_in_simd_tables(void **state)
         }
 }
 
+/* Row-split rows (quant.h) hold GGUF's values: a hand-built pair of blocks lands where the
+ * layout says, unpacking gives every block's bytes back, and every table's gemm (decode, a
+ * few tokens, tiles, packed panels) and dequantize_row give what the GGUF rows give, bit for
+ * bit. */
+static void
+row_split_matches_gguf_bit_for_bit(void **state)
+{
+    (void)state;
+    /* hand-built Q5_0 pair: element j's low bits j % 16 in block 0, 15 - j % 16 in block 1 */
+    struct blk_q5_0 g[2];
+    for (int b = 0; b < 2; b++) {
+        g[b].d = (uint16_t)(0x3c00 + b);
+        uint32_t qh = b ? 0x80000001u : 0x0000ffffu;
+        memcpy(g[b].qh, &qh, 4);
+        for (int j = 0; j < 16; j++) {
+            int lo = b ? 15 - j : j, hi = b ? 15 - j : j;  /* elements j and j + 16 */
+            g[b].qs[j] = (uint8_t)(lo | hi << 4);
+        }
+    }
+    uint8_t rs[2 * sizeof(struct blk_q5_0)];
+    kern_rs_pack_row(GGML_TYPE_Q5_0, g, rs, 64);
+    assert_int_equal(rs[0] | rs[1] << 8, 0x3c00);
+    assert_int_equal(rs[2] | rs[3] << 8, 0x3c01);
+    assert_memory_equal(rs + 4, g[0].qh, 4);
+    assert_memory_equal(rs + 8, g[1].qh, 4);
+    for (int j = 0; j < 32; j++)
+        assert_int_equal(rs[12 + j], (j % 16) | (15 - j % 16) << 4);
+    for (int b = 0; b < 2; b++) {
+        uint8_t back[sizeof(struct blk_q5_0)];
+        q_rs_block(KERN_TYPE_Q5_0_RS, rs, 2, b, back);
+        assert_memory_equal(back, &g[b], sizeof back);
+    }
+
+    static const char *names[] = { "ref", "avx2", "avx512" };
+    static const enum ggml_type base[] = { GGML_TYPE_Q4_0, GGML_TYPE_Q5_0 };
+    static const int ns[] = { 64, 576, 2176 };
+    static const int toks[] = { 1, 2, 5, 8, 17, 64 };
+    enum { ROWS = 37, MAXT = 64 };
+    uint64_t s = 5;
+    for (size_t bi = 0; bi < 2; bi++)
+        for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+            enum ggml_type gt = base[bi], rt = kern_rs_type(gt), at = kern_act_type(gt);
+            int n = ns[ni], nb = n / 32;
+            size_t wrow = kern_row_bytes(gt, n), xrow = kern_row_bytes(at, n);
+            assert_int_equal(kern_row_bytes(rt, n), wrow);
+            assert_int_equal(kern_act_type(rt), at);
+            uint8_t *wg = xmalloc(wrow * ROWS), *wr = xmalloc(wrow * ROWS);
+            uint8_t *xq = xmalloc(xrow * MAXT);
+            float *x = xmalloc(sizeof(float) * (size_t)n * MAXT);
+            float *og = xmalloc(sizeof(float) * ROWS * MAXT), *or = xmalloc(sizeof(float) * ROWS * MAXT);
+            float *dg = xmalloc(sizeof(float) * (size_t)n), *dr = xmalloc(sizeof(float) * (size_t)n);
+            fill_weights(gt, wg, wrow * ROWS, &s);
+            fill_acts(x, n * MAXT, &s);
+            for (int r = 0; r < ROWS; r++) {
+                kern_rs_pack_row(gt, wg + r * wrow, wr + r * wrow, n);
+                for (int b = 0; b < nb; b++) {
+                    uint8_t back[sizeof(struct blk_q5_0)];
+                    q_rs_block(rt, wr + r * wrow, nb, b, back);
+                    assert_memory_equal(back, wg + r * wrow + (size_t)b * kern_block_bytes(gt),
+                                        (size_t)kern_block_bytes(gt));
+                }
+            }
+            for (size_t ki = 0; ki < 3; ki++) {
+                const struct kern *k = table_or_null(names[ki]);
+                if (!k)
+                    continue;
+                for (int t = 0; t < MAXT; t++)
+                    k->quantize_row(at, x + (size_t)t * n, xq + t * xrow, n);
+                for (int r = 0; r < ROWS; r++) {
+                    k->dequantize_row(gt, wg + r * wrow, dg, n);
+                    k->dequantize_row(rt, wr + r * wrow, dr, n);
+                    assert_memory_equal(dg, dr, sizeof(float) * (size_t)n);
+                }
+                for (size_t ti = 0; ti < sizeof toks / sizeof toks[0]; ti++)
+                    for (int variant = 0; variant < (k->gemm_tiled ? 2 : 1); variant++) {
+                        int nt = toks[ti];
+                        memset(og, 0, sizeof(float) * ROWS * MAXT);
+                        memset(or, 0, sizeof(float) * ROWS * MAXT);
+                        run_variant(k, variant, gt, wg, wrow, n, 2, ROWS - 1, xq, xrow, nt, og, ROWS);
+                        run_variant(k, variant, rt, wr, wrow, n, 2, ROWS - 1, xq, xrow, nt, or, ROWS);
+                        if (memcmp(og, or, sizeof(float) * ROWS * (size_t)nt) != 0)
+                            fail_msg("%s %s %s n %d, %d tokens: row-split differs from GGUF",
+                                     k->name, variant ? "gemm_tiled" : "gemm", ggml_type_name(gt),
+                                     n, nt);
+                    }
+            }
+            free(wg); free(wr); free(xq); free(x); free(og); free(or); free(dg); free(dr);
+        }
+}
+
 /* The packed-panel path at the sizes where its tiling shows: ranges spanning several panels
  * that start and end inside one, a lane group left empty, token counts around its micro
  * tile (6) including 1, and whole panels and tiles exactly. */
@@ -350,8 +466,8 @@ gemm_tiled_panels_and_tails(void **state)
         assert_true(k->tiled_rows > 0 && k->tiled_min_tok(GGML_TYPE_Q8_0) > 0);
         for (size_t ti = 0; ti < N_TYPES; ti++) {
             enum ggml_type wt = all_types[ti];
-            int be = kern_block_elems(wt) == 1 ? 32 : kern_block_elems(wt);
-            int n = be == 256 ? 512 : 96;
+            int be = kern_block_elems(wt) == 1 ? 32 : step_elems(wt);
+            int n = be == 256 ? 512 : 3 * be;
             check_gemm(k, wt, n, 75, 3, 70, 13, &s);   /* 3 panels, both ends partial */
             check_gemm(k, wt, n, 40, 0, 17, 6, &s);    /* second lane group: one row */
             check_gemm(k, wt, n, 64, 0, 64, 12, &s);   /* whole panels, whole tiles */
@@ -985,6 +1101,7 @@ main(void)
         cmocka_unit_test(attn_f16_composes_table_helpers),
         cmocka_unit_test(small_batch_equals_single_tokens),
         cmocka_unit_test(decode_32_blocks_same_bits_in_simd_tables),
+        cmocka_unit_test(row_split_matches_gguf_bit_for_bit),
         cmocka_unit_test(gemm_matches_ref_every_table),
         cmocka_unit_test(gemm_tiled_panels_and_tails),
         cmocka_unit_test(act_sums_known_values),

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "engine/forward.h"
+#include "engine/kernels/kernels.h"
 #include "engine/model.h"
 #include "util/xalloc.h"
 
@@ -87,6 +88,7 @@ load(struct model *m, struct engine *en, const char *name, int n_seq)
         model_free(m);
         return -1;
     }
+    (void)model_repack(m);  /* as `airlock run` and `serve` do without --mmap */
     struct engine_opts o = {.n_ctx = 256, .n_seq = n_seq, .n_batch = 128, .n_threads = 2,
                           .kernels = getenv("AIRLOCK_KERNELS")};
     if (engine_init(en, m, &o, &e) < 0) {
@@ -355,6 +357,61 @@ decode_logits_do_not_depend_on_threads(void **state)
     }
 }
 
+/* model_repack rewrites the Q4_0 and Q5_0 matrices into the kernels' row-split layout, in
+ * the huge-page copy and in a file mapping's (then copy-on-write) pages alike: each eligible
+ * matrix is retyped, the file itself is untouched, and the logits of a prompt (tiled
+ * prefill), a 3-token batch and decode steps are bit for bit those of the GGUF layout. */
+static void
+repacked_weights_give_the_same_logits(void **state)
+{
+    (void)state;
+    static const char *names[] = {"llama-k-small-q4_0", "llama-k-small-q5_0"};
+    enum { NP = 70, NG = 4 };
+    for (size_t mi = 0; mi < sizeof names / sizeof names[0]; mi++)
+        for (int copy = 0; copy < 2; copy++) {
+            char path[1024];
+            struct al_err e = {0};
+            snprintf(path, sizeof path, "%s/models/%s.gguf", shared_dir(), names[mi]);
+            float *logits[2] = {NULL, NULL};
+            size_t nv = 0;
+            for (int rp = 0; rp < 2; rp++) {
+                struct model m;
+                struct engine en;
+                assert_int_equal(model_load(&m, path, &e), 0);
+                (void)model_load_weights(&m, copy, NULL, NULL);
+                enum ggml_type before = m.layers[0].wq.type;
+                if (rp) {
+                    assert_true(model_repack(&m) > 0);
+                    assert_int_equal(m.layers[0].wq.type, kern_rs_type(before));
+                }
+                struct engine_opts o = {.n_ctx = 128, .n_seq = 1, .n_batch = 128, .n_threads = 2,
+                                        .kernels = getenv("AIRLOCK_KERNELS")};
+                assert_int_equal(engine_init(&en, &m, &o, &e), 0);
+                nv = (size_t)m.hp.n_vocab;
+                logits[rp] = xmalloc(nv * (NP + NG + 1) * sizeof(float));
+                int32_t tok[NP + NG], pos[NP + NG];
+                for (int i = 0; i < NP + NG; i++)
+                    tok[i] = 1 + (i * 7919) % 30000, pos[i] = i;
+                int8_t want[NP];
+                for (int i = 0; i < NP; i++)
+                    want[i] = i >= NP - 3;
+                struct batch b = {.n_tokens = NP, .token = tok, .pos = pos, .logits = want};
+                assert_int_equal(engine_decode(&en, &b, logits[rp], &e), 0);
+                for (int g = 0; g < NG; g++) {
+                    struct batch one = {.n_tokens = 1, .token = &tok[NP + g], .pos = &pos[NP + g]};
+                    assert_int_equal(engine_decode(&en, &one, logits[rp] + nv * (3 + g), &e), 0);
+                }
+                engine_free(&en);
+                model_free(&m);
+            }
+            if (memcmp(logits[0], logits[1], nv * (3 + NG) * sizeof(float)) != 0)
+                fail_msg("%s (copy %d): repacked logits differ from the GGUF layout's", names[mi],
+                         copy);
+            free(logits[0]);
+            free(logits[1]);
+        }
+}
+
 /* The huge-page copy replaces the mapping in place: the same addresses hold the same bytes
  * (every tensor view and tokenizer string stays valid), and the file's hash is unchanged;
  * with copy = false the file's own pages are used. */
@@ -490,7 +547,7 @@ unknown_architecture_is_refused(void **state)
 int
 main(void)
 {
-    struct CMUnitTest tests[sizeof refs / sizeof refs[0] + 7];
+    struct CMUnitTest tests[sizeof refs / sizeof refs[0] + 8];
     size_t n = 0;
     for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++) {
         tests[n] = (struct CMUnitTest)cmocka_unit_test_prestate(model_matches_llama_cpp,
@@ -506,5 +563,6 @@ main(void)
         (struct CMUnitTest)cmocka_unit_test(file_type_guess_is_the_most_common_tensor_type);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(label_marks_a_guessed_file_type);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(resident_copy_keeps_every_view);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(repacked_weights_give_the_same_logits);
     return _cmocka_run_group_tests("model", tests, n, NULL, NULL);
 }

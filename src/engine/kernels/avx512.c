@@ -120,7 +120,8 @@ tl_pack_scales(enum ggml_type wt, const uint8_t *w, size_t wrb, int valid, int n
 #define TL_S1(c) ((void *)(dst + (size_t)(c) * stride + 576))
 #define TL_MN(c) ((void *)(dst + (size_t)(c) * stride + 512 + 64 * halves))
     if (kern_block_elems(wt) == 32) {  /* d (and m) at the start of each block */
-        const size_t bb = (size_t)blk32_bytes(wt);
+        /* row-split rows hold the scales back to back: the dword at 2c starts with d_c */
+        const size_t bb = q_is_rs(wt) ? 2 : (size_t)blk32_bytes(wt);
         const bool has_min = tl_has_min(wt);
         for (int c = 0; c < nch; c++) {
             __m512i v = tl_gather(w, rowoff, vm, (size_t)c * bb);
@@ -173,7 +174,7 @@ tl_pack_scales(enum ggml_type wt, const uint8_t *w, size_t wrb, int valid, int n
 /* Codes of chunk c of one weight row; Q8_0 as the raw signed bytes (the +128 is applied after
  * the transpose, on half as many vectors). */
 KS_INLINE __m256i
-tl_chunk_codes(enum ggml_type wt, const uint8_t *row, int c)
+tl_chunk_codes(enum ggml_type wt, const uint8_t *row, int nch, int c)
 {
     switch (wt) {
     case GGML_TYPE_Q8_0:
@@ -183,7 +184,7 @@ tl_chunk_codes(enum ggml_type wt, const uint8_t *row, int c)
     default: {
         __m256i u, sg;
         __m256 d, m;
-        decode32(wt, row + (size_t)c * (size_t)blk32_bytes(wt), &u, &sg, &d, &m);
+        decode32_at(wt, row, nch, c, &u, &sg, &d, &m);
         (void)sg, (void)d, (void)m;
         return u;
     }
@@ -248,7 +249,7 @@ tl_pack_group(enum ggml_type wt, const uint8_t *w, size_t wrb, int n, int r, int
 #pragma GCC unroll 16
         for (int l = 0; l < TL_LANES; l++) {
             if (l < valid) {
-                u[l] = tl_chunk_codes(wt, w + (size_t)(r + l) * wrb, c);
+                u[l] = tl_chunk_codes(wt, w + (size_t)(r + l) * wrb, nch, c);
             } else {
                 u[l] = wt == GGML_TYPE_Q8_0 ? _mm256_set1_epi8((char)0x80)  /* 0 after +128 */
                                             : _mm256_setzero_si256();

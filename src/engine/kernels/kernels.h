@@ -33,7 +33,7 @@
 /* ===== Type facts (same for every table) =========================================== */
 
 /* True for weight types a gemm accepts: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
- * Q4_K, Q5_K, Q6_K. (Q8_1/Q8_K are activation-only types.) */
+ * Q4_K, Q5_K, Q6_K, and the row-split Q4_0/Q5_0 below. (Q8_1/Q8_K are activation-only.) */
 bool kern_weight_supported(enum ggml_type wt);
 
 /* Activation type paired with a weight type (ggml's vec_dot_type):
@@ -54,6 +54,20 @@ size_t kern_row_bytes(enum ggml_type t, int64_t n);
 /* Check that a weight of type wt with rows of n elements can be used by gemm: supported type,
  * n > 0, n a multiple of the block size, n <= INT32_MAX. AL_EUNSUPPORTED / AL_EFORMAT. */
 int kern_check_row(enum ggml_type wt, int64_t n, struct al_err *e);
+
+/* ===== Row-split layouts ============================================================= */
+
+/* The row-split type (quant.h: the same bytes per row, grouped by kind, which the decode
+ * kernels read with fewer instructions) for GGUF weight type t: KERN_TYPE_Q4_0_RS for Q4_0,
+ * KERN_TYPE_Q5_0_RS for Q5_0, GGML_TYPE_COUNT for every other type. Every entry point below
+ * takes row-split weights wherever it takes weights, with results bit for bit those of the
+ * GGUF rows they were packed from. */
+enum ggml_type kern_rs_type(enum ggml_type t);
+
+/* Rewrite one row of n elements of GGUF type t (kern_rs_type(t) != GGML_TYPE_COUNT, n a
+ * positive multiple of 64) from src into dst, kern_row_bytes(t, n) bytes each, not
+ * overlapping. */
+void kern_rs_pack_row(enum ggml_type t, const void *src, void *dst, int n);
 
 /* ===== Activation sums for the packed-panel prefill gemm ============================= */
 

@@ -175,6 +175,14 @@ void
 ref_dequantize_row(enum ggml_type t, const void *src, float *dst, int n)
 {
     uint8_t u[QK_K];
+    if (q_is_rs(t)) {  /* block by block, each rebuilt as GGUF's */
+        _Alignas(2) uint8_t rb[sizeof(struct blk_q5_0)];
+        for (int b = 0; b < n / 32; b++) {
+            q_rs_block(t, src, n / 32, b, rb);
+            ref_dequantize_row(q_rs_base(t), rb, dst + 32 * b, 32);
+        }
+        return;
+    }
     switch (t) {
     case GGML_TYPE_F32:
         memcpy(dst, src, (size_t)n * sizeof(float));
@@ -300,22 +308,31 @@ dot_x8_0(enum ggml_type wt, const void *w, const struct blk_q8_0 *x, int nb)
 {
     float sum = 0.0f;
     uint8_t u[32];
+    const bool rs = q_is_rs(wt);  /* row-split: each block rebuilt as GGUF's first */
+    const enum ggml_type bt = rs ? q_rs_base(wt) : wt;
+    const size_t bb = (size_t)kern_block_bytes(bt);
+    _Alignas(2) uint8_t rb[sizeof(struct blk_q5_0)];
     for (int i = 0; i < nb; i++) {
         int si;
         uint16_t hd;
-        if (wt == GGML_TYPE_Q8_0) {
-            const struct blk_q8_0 *b = (const struct blk_q8_0 *)w + i;
+        const uint8_t *blk = (const uint8_t *)w + (size_t)i * bb;
+        if (rs) {
+            q_rs_block(wt, w, nb, i, rb);
+            blk = rb;
+        }
+        if (bt == GGML_TYPE_Q8_0) {
+            const struct blk_q8_0 *b = (const struct blk_q8_0 *)blk;
             si = 0;
             for (int j = 0; j < 32; j++)
                 si += b->qs[j] * x[i].qs[j];
             hd = b->d;
-        } else if (wt == GGML_TYPE_Q4_0) {
-            const struct blk_q4_0 *b = (const struct blk_q4_0 *)w + i;
+        } else if (bt == GGML_TYPE_Q4_0) {
+            const struct blk_q4_0 *b = (const struct blk_q4_0 *)blk;
             codes_32(b->qs, NULL, u);
             si = isum32(u, 8, x[i].qs);
             hd = b->d;
         } else {
-            const struct blk_q5_0 *b = (const struct blk_q5_0 *)w + i;
+            const struct blk_q5_0 *b = (const struct blk_q5_0 *)blk;
             codes_32(b->qs, b->qh, u);
             si = isum32(u, 16, x[i].qs);
             hd = b->d;
@@ -421,6 +438,8 @@ dot_row(enum ggml_type wt, const void *w, const void *x, int n)
     case GGML_TYPE_Q4_0:
     case GGML_TYPE_Q5_0:
     case GGML_TYPE_Q8_0:
+    case KERN_TYPE_Q4_0_RS:
+    case KERN_TYPE_Q5_0_RS:
         return dot_x8_0(wt, w, x, n / 32);
     case GGML_TYPE_Q4_1:
     case GGML_TYPE_Q5_1:
@@ -453,6 +472,8 @@ ref_gemm(enum ggml_type wt, const void *w, size_t w_row_bytes, int n, int r0, in
 void
 kern_act_sums(enum ggml_type wt, const void *xq, int n, struct kern_xsum *xs)
 {
+    if (q_is_rs(wt))
+        wt = q_rs_base(wt);  /* the same values */
     int off = wt == GGML_TYPE_Q8_0 ? 128 : wt == GGML_TYPE_Q4_0 ? 8 : wt == GGML_TYPE_Q5_0 ? 16
             : wt == GGML_TYPE_Q6_K ? 32 : 0;
     switch (wt) {

@@ -22,6 +22,7 @@ kern_weight_supported(enum ggml_type wt)
     case GGML_TYPE_F32: case GGML_TYPE_F16: case GGML_TYPE_BF16:
     case GGML_TYPE_Q4_0: case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_0: case GGML_TYPE_Q5_1:
     case GGML_TYPE_Q8_0: case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: case GGML_TYPE_Q6_K:
+    case KERN_TYPE_Q4_0_RS: case KERN_TYPE_Q5_0_RS:
         return true;
     default:
         return false;
@@ -33,6 +34,7 @@ kern_act_type(enum ggml_type wt)
 {
     switch (wt) {
     case GGML_TYPE_Q4_0: case GGML_TYPE_Q5_0: case GGML_TYPE_Q8_0:
+    case KERN_TYPE_Q4_0_RS: case KERN_TYPE_Q5_0_RS:
         return GGML_TYPE_Q8_0;
     case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_1:
         return GGML_TYPE_Q8_1;
@@ -52,7 +54,7 @@ kern_block_elems(enum ggml_type t)
     case GGML_TYPE_F32: case GGML_TYPE_F16: case GGML_TYPE_BF16:
         return 1;
     case GGML_TYPE_Q4_0: case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_0: case GGML_TYPE_Q5_1:
-    case GGML_TYPE_Q8_0: case GGML_TYPE_Q8_1:
+    case GGML_TYPE_Q8_0: case GGML_TYPE_Q8_1: case KERN_TYPE_Q4_0_RS: case KERN_TYPE_Q5_0_RS:
         return 32;
     case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: case GGML_TYPE_Q6_K: case GGML_TYPE_Q8_K:
         return QK_K;
@@ -67,9 +69,9 @@ kern_block_bytes(enum ggml_type t)
     switch (t) {
     case GGML_TYPE_F32: return 4;
     case GGML_TYPE_F16: case GGML_TYPE_BF16: return 2;
-    case GGML_TYPE_Q4_0: return sizeof(struct blk_q4_0);
+    case GGML_TYPE_Q4_0: case KERN_TYPE_Q4_0_RS: return sizeof(struct blk_q4_0);
     case GGML_TYPE_Q4_1: return sizeof(struct blk_q4_1);
-    case GGML_TYPE_Q5_0: return sizeof(struct blk_q5_0);
+    case GGML_TYPE_Q5_0: case KERN_TYPE_Q5_0_RS: return sizeof(struct blk_q5_0);
     case GGML_TYPE_Q5_1: return sizeof(struct blk_q5_1);
     case GGML_TYPE_Q8_0: return sizeof(struct blk_q8_0);
     case GGML_TYPE_Q8_1: return sizeof(struct blk_q8_1);
@@ -96,6 +98,7 @@ kern_xsum_block(enum ggml_type wt)
     switch (wt) {
     case GGML_TYPE_Q4_0: case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_0: case GGML_TYPE_Q5_1:
     case GGML_TYPE_Q8_0: case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K:
+    case KERN_TYPE_Q4_0_RS: case KERN_TYPE_Q5_0_RS:
         return 32;
     case GGML_TYPE_Q6_K:
         return 16;
@@ -117,11 +120,43 @@ kern_check_row(enum ggml_type wt, int64_t n, struct al_err *e)
 {
     if (!kern_weight_supported(wt))
         return al_errf(e, AL_EUNSUPPORTED, "tensor type %d is not supported by the kernels", (int)wt);
-    int be = kern_block_elems(wt);
+    int be = q_is_rs(wt) ? 64 : kern_block_elems(wt);  /* row-split: whole pairs of blocks */
     if (n <= 0 || n > INT32_MAX || n % be != 0)
         return al_errf(e, AL_EFORMAT, "row of %lld elements: must be a positive multiple of %d "
                        "(block size of type %d)", (long long)n, be, (int)wt);
     return 0;
+}
+
+enum ggml_type
+kern_rs_type(enum ggml_type t)
+{
+    return t == GGML_TYPE_Q4_0 ? KERN_TYPE_Q4_0_RS
+         : t == GGML_TYPE_Q5_0 ? KERN_TYPE_Q5_0_RS
+                               : GGML_TYPE_COUNT;
+}
+
+void
+kern_rs_pack_row(enum ggml_type t, const void *src, void *dst, int n)
+{
+    enum ggml_type rs = kern_rs_type(t);
+    const int nb = n / 32, bb = kern_block_bytes(t), qh = rs == KERN_TYPE_Q5_0_RS;
+    const uint8_t *s = src;
+    uint8_t *d = dst, *pairs = d + q_rs_qs_off(rs, nb);
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *blk = s + (size_t)b * (size_t)bb;
+        const uint8_t *qs = blk + (qh ? 6 : 2);
+        uint8_t *pair = pairs + 32 * (size_t)(b / 2);
+        int sh = 4 * (b & 1);
+        memcpy(d + 2 * (size_t)b, blk, 2);
+        if (qh)
+            memcpy(d + 2 * (size_t)nb + 4 * (size_t)b, blk + 2, 4);
+        for (int j = 0; j < 16; j++) {
+            /* element j in the low nibble of qs[j], element j + 16 in the high one */
+            uint8_t keep = (uint8_t)(sh ? 0x0f : 0xf0);
+            pair[j] = (uint8_t)((pair[j] & keep) | (qs[j] & 15) << sh);
+            pair[j + 16] = (uint8_t)((pair[j + 16] & keep) | (qs[j] >> 4) << sh);
+        }
+    }
 }
 
 /* ===== CPU detection ==================================================================== */
@@ -255,7 +290,7 @@ self_check(const struct kern *k, struct al_err *e)
     static const enum ggml_type types[] = {
         GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_BF16, GGML_TYPE_Q8_0, GGML_TYPE_Q4_0,
         GGML_TYPE_Q4_1, GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_Q4_K, GGML_TYPE_Q5_K,
-        GGML_TYPE_Q6_K,
+        GGML_TYPE_Q6_K, KERN_TYPE_Q4_0_RS, KERN_TYPE_Q5_0_RS,
     };
     enum { N = 512, ROWS = 7, TOK = 5 };
     const struct kern *ref = &kern_table_ref;
@@ -274,7 +309,15 @@ self_check(const struct kern *k, struct al_err *e)
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         enum ggml_type wt = types[ti], at = kern_act_type(wt);
         size_t wrow = kern_row_bytes(wt, N), xrow = kern_row_bytes(at, N);
-        fill_weights(wt, w, wrow * ROWS, &seed);
+        if (q_is_rs(wt)) {  /* GGUF rows, packed */
+            uint8_t *g = xmalloc(wrow * ROWS);
+            fill_weights(q_rs_base(wt), g, wrow * ROWS, &seed);
+            for (int r = 0; r < ROWS; r++)
+                kern_rs_pack_row(q_rs_base(wt), g + r * wrow, w + r * wrow, N);
+            free(g);
+        } else {
+            fill_weights(wt, w, wrow * ROWS, &seed);
+        }
         for (int t = 0; t < TOK; t++) {
             ref->quantize_row(at, x + t * N, xq + t * xrow, N);
             k->quantize_row(at, x + t * N, xq2 + t * xrow, N);
