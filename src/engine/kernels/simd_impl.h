@@ -387,89 +387,124 @@ gemv32_prep(enum ggml_type wt, int nt, const uint8_t *x, size_t xrb, int nb, __m
     (void)x32;
 }
 
-/* nt activation rows (x, xrb bytes apart) against rows [r0, r1): each weight block is decoded
- * once for all of them, and per token the operations are exactly the single-token ones, so a
- * token gets the same bits in any batch. base and xd hold nt * nb entries. */
+/* rr (1 or 2) adjacent rows of gemv32_t, starting at row; out points at the first row's
+ * output. Each row keeps its own accumulators and operations (two rows give two independent
+ * multiply-add chains: see rs_rows), the activation loads are shared. */
 KS_INLINE void
-gemv32_t(enum ggml_type wt, int nt, const uint8_t *w, size_t wrb, int nb, int r0, int r1,
-         const uint8_t *x, size_t xrb, float *out, size_t ld, __m256i *base, float *xd,
-         uint8_t *x32)
+gemv32_rows(enum ggml_type wt, int nt, int rr, const uint8_t *row, size_t wrb, int nb,
+            const uint8_t *x, size_t xrb, float *out, size_t ld, const __m256i *base,
+            const float *xd, const uint8_t *x32)
 {
-    enum { TMAX = KS_SMALL_BATCH - 1 };
+    enum { TMAX = KS_SMALL_BATCH - 1, RR = 2 };
     const int wbb = blk32_bytes(wt);
     const bool has_min = wt == GGML_TYPE_Q4_1 || wt == GGML_TYPE_Q5_1;
     const int xbb = has_min ? (int)sizeof(struct blk_q8_1) : (int)sizeof(struct blk_q8_0);
     const int xoff = has_min ? 4 : 2;
     const int off = offset32(wt);
-    gemv32_prep(wt, nt, x, xrb, nb, base, xd, x32);
-    ks_prefetch_head(w + (size_t)r0 * wrb, (size_t)(r1 - r0) * wrb);
-    for (int r = r0; r < r1; r++) {
-        const uint8_t *row = w + (size_t)r * wrb;
-        __m256 acc[TMAX];
+    __m256 acc[RR][TMAX];
+#pragma GCC unroll 2
+    for (int j = 0; j < rr; j++)
 #pragma GCC unroll 8
         for (int t = 0; t < nt; t++)
-            acc[t] = _mm256_setzero_ps();
-        int b = 0;
+            acc[j][t] = _mm256_setzero_ps();
+    int b = 0;
 #if KS_VNNI
-        /* two blocks per step on 512 bits (decode, vpdpbusd and conversion once for both;
-         * per block the same integer sums and then the same float steps in block order):
-         * ~20 % less time per block on a Zen 5 core at 576-element Q8_0 rows */
-        for (; b + 1 < nb; b += 2) {
-            const uint8_t *wb = row + (size_t)b * wbb;
-            _mm_prefetch((const char *)wb + KS_DEC_PF, _MM_HINT_T0);
-            _mm_prefetch((const char *)wb + wbb + KS_DEC_PF, _MM_HINT_T0);
-            __m512i u = decode32x2(wt, wb, wb + wbb);
-            __m256 dw0 = f16_bcast(wb), dw1 = f16_bcast(wb + wbb);
+    /* two blocks per step on 512 bits (decode, vpdpbusd and conversion once for both;
+     * per block the same integer sums and then the same float steps in block order):
+     * ~20 % less time per block on a Zen 5 core at 576-element Q8_0 rows */
+    for (; b + 1 < nb; b += 2) {
+        /* the prefetch sweeps the rows' bytes, a line at a time */
+        for (int o = 0; o < 2 * rr * wbb; o += 64)
+            _mm_prefetch((const char *)row + (size_t)rr * b * wbb + o + KS_DEC_PF, _MM_HINT_T0);
+        __m512i u[RR];
+        __m256 dw0[RR], dw1[RR];
+#pragma GCC unroll 2
+        for (int j = 0; j < rr; j++) {
+            const uint8_t *wb = row + (size_t)j * wrb + (size_t)b * wbb;
+            u[j] = decode32x2(wt, wb, wb + wbb);
+            dw0[j] = f16_bcast(wb);
+            dw1[j] = f16_bcast(wb + wbb);
+        }
 #pragma GCC unroll 8
-            for (int t = 0; t < nt; t++) {
-                const uint8_t *xb = x + (size_t)t * xrb + (size_t)b * xbb;
-                size_t i = (size_t)t * nb + b;
-                __m512i xv = _mm512_loadu_si512(x32 + i * 32);
-                __m512i p0 = off ? _mm512_loadu_si512(&base[i]) : _mm512_setzero_si512();
-                __m512 pf = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(p0, u, xv));
-                acc[t] = _mm256_fmadd_ps(_mm512_castps512_ps256(pf),
-                                         _mm256_mul_ps(dw0, _mm256_set1_ps(xd[i])), acc[t]);
+        for (int t = 0; t < nt; t++) {
+            const uint8_t *xb = x + (size_t)t * xrb + (size_t)b * xbb;
+            size_t i = (size_t)t * nb + b;
+            __m512i xv = _mm512_loadu_si512(x32 + i * 32);
+            __m512i p0 = off ? _mm512_loadu_si512(&base[i]) : _mm512_setzero_si512();
+#pragma GCC unroll 2
+            for (int j = 0; j < rr; j++) {
+                const uint8_t *wb = row + (size_t)j * wrb + (size_t)b * wbb;
+                __m512 pf = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(p0, u[j], xv));
+                acc[j][t] = _mm256_fmadd_ps(_mm512_castps512_ps256(pf),
+                                            _mm256_mul_ps(dw0[j], _mm256_set1_ps(xd[i])), acc[j][t]);
                 if (has_min)
-                    acc[t] = _mm256_fmadd_ps(
+                    acc[j][t] = _mm256_fmadd_ps(
                         f16_bcast(wb + 2), _mm256_mul_ps(f16_bcast(xb + 2), _mm256_set1_ps(0.125f)),
-                        acc[t]);
-                acc[t] = _mm256_fmadd_ps(_mm512_extractf32x8_ps(pf, 1),
-                                         _mm256_mul_ps(dw1, _mm256_set1_ps(xd[i + 1])), acc[t]);
+                        acc[j][t]);
+                acc[j][t] = _mm256_fmadd_ps(_mm512_extractf32x8_ps(pf, 1),
+                                            _mm256_mul_ps(dw1[j], _mm256_set1_ps(xd[i + 1])),
+                                            acc[j][t]);
                 if (has_min)
-                    acc[t] = _mm256_fmadd_ps(f16_bcast(wb + wbb + 2),
-                                             _mm256_mul_ps(f16_bcast(xb + xbb + 2),
-                                                           _mm256_set1_ps(0.125f)),
-                                             acc[t]);
+                    acc[j][t] = _mm256_fmadd_ps(f16_bcast(wb + wbb + 2),
+                                                _mm256_mul_ps(f16_bcast(xb + xbb + 2),
+                                                              _mm256_set1_ps(0.125f)),
+                                                acc[j][t]);
             }
         }
+    }
 #endif
-        for (; b < nb; b++) {
-            const uint8_t *wb = row + (size_t)b * wbb;
-            _mm_prefetch((const char *)wb + KS_DEC_PF, _MM_HINT_T0);
-            __m256i u, sg;
-            __m256 dw, mw;
-            decode32(wt, wb, &u, &sg, &dw, &mw);
+    for (; b < nb; b++) {
+        for (int o = 0; o < rr * wbb; o += 64)
+            _mm_prefetch((const char *)row + (size_t)rr * b * wbb + o + KS_DEC_PF, _MM_HINT_T0);
+        __m256i u[RR], sg[RR];
+        __m256 dw[RR], mw[RR];
+#pragma GCC unroll 2
+        for (int j = 0; j < rr; j++)
+            decode32(wt, row + (size_t)j * wrb + (size_t)b * wbb, &u[j], &sg[j], &dw[j], &mw[j]);
 #pragma GCC unroll 8
-            for (int t = 0; t < nt; t++) {
-                const uint8_t *xb = x + (size_t)t * xrb + (size_t)b * xbb;
-                __m256i xv = load256(xb + xoff);
-                __m256i p0 = off ? base[t * nb + b] : _mm256_setzero_si256();
+        for (int t = 0; t < nt; t++) {
+            const uint8_t *xb = x + (size_t)t * xrb + (size_t)b * xbb;
+            __m256i xv = load256(xb + xoff);
+            __m256i p0 = off ? base[t * nb + b] : _mm256_setzero_si256();
+#pragma GCC unroll 2
+            for (int j = 0; j < rr; j++) {
                 __m256i p;
                 if (wt == GGML_TYPE_Q8_0 && !KS_VNNI)
-                    p = dp_u8s8(p0, u, _mm256_sign_epi8(xv, sg));
+                    p = dp_u8s8(p0, u[j], _mm256_sign_epi8(xv, sg[j]));
                 else
-                    p = dp_u8s8(p0, u, xv);
-                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p),
-                                         _mm256_mul_ps(dw, _mm256_set1_ps(xd[t * nb + b])), acc[t]);
+                    p = dp_u8s8(p0, u[j], xv);
+                acc[j][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p),
+                                            _mm256_mul_ps(dw[j], _mm256_set1_ps(xd[t * nb + b])),
+                                            acc[j][t]);
                 if (has_min)
-                    acc[t] = _mm256_fmadd_ps(
-                        mw, _mm256_mul_ps(f16_bcast(xb + 2), _mm256_set1_ps(0.125f)), acc[t]);
+                    acc[j][t] = _mm256_fmadd_ps(
+                        mw[j], _mm256_mul_ps(f16_bcast(xb + 2), _mm256_set1_ps(0.125f)), acc[j][t]);
             }
         }
+    }
+#pragma GCC unroll 2
+    for (int j = 0; j < rr; j++)
 #pragma GCC unroll 8
         for (int t = 0; t < nt; t++)
-            out[(size_t)t * ld + r] = hsum_ps(acc[t]);
-    }
+            out[(size_t)t * ld + (size_t)j] = hsum_ps(acc[j][t]);
+}
+
+/* nt activation rows (x, xrb bytes apart) against rows [r0, r1), two rows per pass: each
+ * weight block is decoded once for all tokens, and per token the operations are exactly the
+ * single-token ones, so a token gets the same bits in any batch. base and xd hold nt * nb
+ * entries. */
+KS_INLINE void
+gemv32_t(enum ggml_type wt, int nt, const uint8_t *w, size_t wrb, int nb, int r0, int r1,
+         const uint8_t *x, size_t xrb, float *out, size_t ld, __m256i *base, float *xd,
+         uint8_t *x32)
+{
+    gemv32_prep(wt, nt, x, xrb, nb, base, xd, x32);
+    ks_prefetch_head(w + (size_t)r0 * wrb, (size_t)(r1 - r0) * wrb);
+    int r = r0;
+    for (; r + 1 < r1; r += 2)
+        gemv32_rows(wt, nt, 2, w + (size_t)r * wrb, wrb, nb, x, xrb, out + r, ld, base, xd, x32);
+    if (r < r1)
+        gemv32_rows(wt, nt, 1, w + (size_t)r * wrb, wrb, nb, x, xrb, out + r, ld, base, xd, x32);
 }
 
 /* gemv32_t over row-split rows (quant.h; Q4_0 and Q5_0 only), rr (1 or 2) adjacent rows at a
