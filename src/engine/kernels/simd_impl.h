@@ -387,6 +387,18 @@ gemv32_prep(enum ggml_type wt, int nt, const uint8_t *x, size_t xrb, int nb, __m
     (void)x32;
 }
 
+/* The results of rr rows x nt tokens of the two-row decode loops below: row j, token t at
+ * out[t * ld + j]. */
+KS_INLINE void
+rows_out(int rr, int nt, __m256 acc[2][KS_SMALL_BATCH - 1], float *out, size_t ld)
+{
+#pragma GCC unroll 2
+    for (int j = 0; j < rr; j++)
+#pragma GCC unroll 8
+        for (int t = 0; t < nt; t++)
+            out[(size_t)t * ld + (size_t)j] = hsum_ps(acc[j][t]);
+}
+
 /* rr (1 or 2) adjacent rows of gemv32_t, starting at row; out points at the first row's
  * output. Each row keeps its own accumulators and operations (two rows give two independent
  * multiply-add chains: see rs_rows), the activation loads are shared. */
@@ -482,29 +494,7 @@ gemv32_rows(enum ggml_type wt, int nt, int rr, const uint8_t *row, size_t wrb, i
             }
         }
     }
-#pragma GCC unroll 2
-    for (int j = 0; j < rr; j++)
-#pragma GCC unroll 8
-        for (int t = 0; t < nt; t++)
-            out[(size_t)t * ld + (size_t)j] = hsum_ps(acc[j][t]);
-}
-
-/* nt activation rows (x, xrb bytes apart) against rows [r0, r1), two rows per pass: each
- * weight block is decoded once for all tokens, and per token the operations are exactly the
- * single-token ones, so a token gets the same bits in any batch. base and xd hold nt * nb
- * entries. */
-KS_INLINE void
-gemv32_t(enum ggml_type wt, int nt, const uint8_t *w, size_t wrb, int nb, int r0, int r1,
-         const uint8_t *x, size_t xrb, float *out, size_t ld, __m256i *base, float *xd,
-         uint8_t *x32)
-{
-    gemv32_prep(wt, nt, x, xrb, nb, base, xd, x32);
-    ks_prefetch_head(w + (size_t)r0 * wrb, (size_t)(r1 - r0) * wrb);
-    int r = r0;
-    for (; r + 1 < r1; r += 2)
-        gemv32_rows(wt, nt, 2, w + (size_t)r * wrb, wrb, nb, x, xrb, out + r, ld, base, xd, x32);
-    if (r < r1)
-        gemv32_rows(wt, nt, 1, w + (size_t)r * wrb, wrb, nb, x, xrb, out + r, ld, base, xd, x32);
+    rows_out(rr, nt, acc, out, ld);
 }
 
 /* gemv32_t over row-split rows (quant.h; Q4_0 and Q5_0 only), rr (1 or 2) adjacent rows at a
@@ -614,25 +604,32 @@ rs_rows(enum ggml_type wt, int nt, int rr, const uint8_t *row, size_t wrb, int n
         }
 #endif
     }
-#pragma GCC unroll 2
-    for (int j = 0; j < rr; j++)
-#pragma GCC unroll 8
-        for (int t = 0; t < nt; t++)
-            out[(size_t)t * ld + (size_t)j] = hsum_ps(acc[j][t]);
+    rows_out(rr, nt, acc, out, ld);
 }
 
+/* nt activation rows (x, xrb bytes apart) against rows [r0, r1), two rows per pass, in either
+ * layout: each weight block is decoded once for all tokens, and per token the operations are
+ * exactly the single-token ones, so a token gets the same bits in any batch. base and xd hold
+ * nt * nb entries, sc (row-split only) 2 * nt * nb. */
 KS_INLINE void
-gemv32_rs_t(enum ggml_type wt, int nt, const uint8_t *w, size_t wrb, int nb, int r0, int r1,
-            const uint8_t *x, size_t xrb, float *out, size_t ld, __m256i *base, float *xd,
-            uint8_t *x32, float *sc)
+gemv32_t(enum ggml_type wt, int nt, const uint8_t *w, size_t wrb, int nb, int r0, int r1,
+         const uint8_t *x, size_t xrb, float *out, size_t ld, __m256i *base, float *xd,
+         uint8_t *x32, float *sc)
 {
     gemv32_prep(wt, nt, x, xrb, nb, base, xd, x32);
     ks_prefetch_head(w + (size_t)r0 * wrb, (size_t)(r1 - r0) * wrb);
-    int r = r0;
-    for (; r + 1 < r1; r += 2)
-        rs_rows(wt, nt, 2, w + (size_t)r * wrb, wrb, nb, x, xrb, out + r, ld, base, xd, x32, sc);
-    if (r < r1)
-        rs_rows(wt, nt, 1, w + (size_t)r * wrb, wrb, nb, x, xrb, out + r, ld, base, xd, x32, sc);
+    for (int r = r0; r < r1; r += 2) {
+        const uint8_t *row = w + (size_t)r * wrb;
+        bool two = r + 1 < r1;  /* the row count is a constant in each call below */
+        if (q_is_rs(wt) && two)
+            rs_rows(wt, nt, 2, row, wrb, nb, x, xrb, out + r, ld, base, xd, x32, sc);
+        else if (q_is_rs(wt))
+            rs_rows(wt, nt, 1, row, wrb, nb, x, xrb, out + r, ld, base, xd, x32, sc);
+        else if (two)
+            gemv32_rows(wt, nt, 2, row, wrb, nb, x, xrb, out + r, ld, base, xd, x32);
+        else
+            gemv32_rows(wt, nt, 1, row, wrb, nb, x, xrb, out + r, ld, base, xd, x32);
+    }
 }
 
 KS_INLINE void
@@ -642,25 +639,25 @@ gemv32_n(enum ggml_type wt, int nt, const uint8_t *w, size_t wrb, int nb, int r0
 {
     switch (wt) {
     case KERN_TYPE_Q4_0_RS:
-        gemv32_rs_t(KERN_TYPE_Q4_0_RS, nt, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd, x32, sc);
+        gemv32_t(KERN_TYPE_Q4_0_RS, nt, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd, x32, sc);
         break;
     case KERN_TYPE_Q5_0_RS:
-        gemv32_rs_t(KERN_TYPE_Q5_0_RS, nt, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd, x32, sc);
+        gemv32_t(KERN_TYPE_Q5_0_RS, nt, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd, x32, sc);
         break;
     case GGML_TYPE_Q4_0:
-        gemv32_t(GGML_TYPE_Q4_0, nt, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd, x32);
+        gemv32_t(GGML_TYPE_Q4_0, nt, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd, x32, sc);
         break;
     case GGML_TYPE_Q4_1:
-        gemv32_t(GGML_TYPE_Q4_1, nt, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd, x32);
+        gemv32_t(GGML_TYPE_Q4_1, nt, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd, x32, sc);
         break;
     case GGML_TYPE_Q5_0:
-        gemv32_t(GGML_TYPE_Q5_0, nt, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd, x32);
+        gemv32_t(GGML_TYPE_Q5_0, nt, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd, x32, sc);
         break;
     case GGML_TYPE_Q5_1:
-        gemv32_t(GGML_TYPE_Q5_1, nt, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd, x32);
+        gemv32_t(GGML_TYPE_Q5_1, nt, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd, x32, sc);
         break;
     case GGML_TYPE_Q8_0:
-        gemv32_t(GGML_TYPE_Q8_0, nt, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd, x32);
+        gemv32_t(GGML_TYPE_Q8_0, nt, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd, x32, sc);
         break;
     default: break;
     }
