@@ -41,8 +41,9 @@ enum {
     "  -c, --ctx N            context positions (default: the model's, at most 4096)\n"       \
     "      --batch-size N     tokens per forward step during prompt evaluation (default 512)\n" \
     "      --kernels NAME     ref, avx2, avx512 or auto (default: best this CPU runs)\n"       \
-    "      --mmap             run from the file's pages (shared page cache, less memory)\n"   \
-    "                         instead of a private copy on 2 MiB pages (faster decode)\n"
+    "      --mmap             run from the file's pages as stored (shared page cache, less\n" \
+    "                         memory) instead of a private copy on 2 MiB pages with Q4_0/Q5_0\n" \
+    "                         rows regrouped for decode (faster)\n"
 
 #define ENGINE_CLI_USAGE_SAMPLER                                                               \
     "  -n, --n-predict N      tokens to generate (default 128; -1 = until end or full)\n"     \
