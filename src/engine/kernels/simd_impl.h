@@ -387,25 +387,25 @@ gemv32_prep(enum ggml_type wt, int nt, const uint8_t *x, size_t xrb, int nb, __m
     (void)x32;
 }
 
-/* The results of rr rows x nt tokens of the two-row decode loops below: row j, token t at
- * out[t * ld + j]. */
+/* The results of rr rows x nt tokens of the decode passes below: row j, token t at
+ * out[t * ld + j * ostep] (ostep 0: a last row computed twice lands twice in one place). */
 KS_INLINE void
-rows_out(int rr, int nt, __m256 acc[2][KS_SMALL_BATCH - 1], float *out, size_t ld)
+rows_out(int rr, int nt, __m256 acc[2][KS_SMALL_BATCH - 1], float *out, size_t ostep, size_t ld)
 {
 #pragma GCC unroll 2
     for (int j = 0; j < rr; j++)
 #pragma GCC unroll 8
         for (int t = 0; t < nt; t++)
-            out[(size_t)t * ld + (size_t)j] = hsum_ps(acc[j][t]);
+            out[(size_t)t * ld + (size_t)j * ostep] = hsum_ps(acc[j][t]);
 }
 
-/* rr (1 or 2) adjacent rows of gemv32_t, starting at row; out points at the first row's
- * output. Each row keeps its own accumulators and operations (two rows give two independent
- * multiply-add chains: see rs_rows), the activation loads are shared. */
+/* rr (1 or 2) rows of gemv32_t, at row and row + rstep, results at out and out + ostep (see
+ * gemv32_t). Each row keeps its own accumulators and operations (two rows give two
+ * independent multiply-add chains: see rs_rows), the activation loads are shared. */
 KS_INLINE void
-gemv32_rows(enum ggml_type wt, int nt, int rr, const uint8_t *row, size_t wrb, int nb,
-            const uint8_t *x, size_t xrb, float *out, size_t ld, const __m256i *base,
-            const float *xd, const uint8_t *x32)
+gemv32_rows(enum ggml_type wt, int nt, int rr, const uint8_t *row, size_t rstep, int nb,
+            const uint8_t *x, size_t xrb, float *out, size_t ostep, size_t ld,
+            const __m256i *base, const float *xd, const uint8_t *x32)
 {
     enum { TMAX = KS_SMALL_BATCH - 1, RR = 2 };
     const int wbb = blk32_bytes(wt);
@@ -432,7 +432,7 @@ gemv32_rows(enum ggml_type wt, int nt, int rr, const uint8_t *row, size_t wrb, i
         __m256 dw0[RR], dw1[RR];
 #pragma GCC unroll 2
         for (int j = 0; j < rr; j++) {
-            const uint8_t *wb = row + (size_t)j * wrb + (size_t)b * wbb;
+            const uint8_t *wb = row + (size_t)j * rstep + (size_t)b * wbb;
             u[j] = decode32x2(wt, wb, wb + wbb);
             dw0[j] = f16_bcast(wb);
             dw1[j] = f16_bcast(wb + wbb);
@@ -445,7 +445,7 @@ gemv32_rows(enum ggml_type wt, int nt, int rr, const uint8_t *row, size_t wrb, i
             __m512i p0 = off ? _mm512_loadu_si512(&base[i]) : _mm512_setzero_si512();
 #pragma GCC unroll 2
             for (int j = 0; j < rr; j++) {
-                const uint8_t *wb = row + (size_t)j * wrb + (size_t)b * wbb;
+                const uint8_t *wb = row + (size_t)j * rstep + (size_t)b * wbb;
                 __m512 pf = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(p0, u[j], xv));
                 acc[j][t] = _mm256_fmadd_ps(_mm512_castps512_ps256(pf),
                                             _mm256_mul_ps(dw0[j], _mm256_set1_ps(xd[i])), acc[j][t]);
@@ -472,7 +472,7 @@ gemv32_rows(enum ggml_type wt, int nt, int rr, const uint8_t *row, size_t wrb, i
         __m256 dw[RR], mw[RR];
 #pragma GCC unroll 2
         for (int j = 0; j < rr; j++)
-            decode32(wt, row + (size_t)j * wrb + (size_t)b * wbb, &u[j], &sg[j], &dw[j], &mw[j]);
+            decode32(wt, row + (size_t)j * rstep + (size_t)b * wbb, &u[j], &sg[j], &dw[j], &mw[j]);
 #pragma GCC unroll 8
         for (int t = 0; t < nt; t++) {
             const uint8_t *xb = x + (size_t)t * xrb + (size_t)b * xbb;
@@ -494,11 +494,11 @@ gemv32_rows(enum ggml_type wt, int nt, int rr, const uint8_t *row, size_t wrb, i
             }
         }
     }
-    rows_out(rr, nt, acc, out, ld);
+    rows_out(rr, nt, acc, out, ostep, ld);
 }
 
-/* gemv32_t over row-split rows (quant.h; Q4_0 and Q5_0 only), rr (1 or 2) adjacent rows at a
- * time starting at row. Per row, first the products d_w * d_x of all its blocks for every
+/* gemv32_t over row-split rows (quant.h; Q4_0 and Q5_0 only), rr (1 or 2) rows at row and
+ * row + rstep, results at out and out + ostep. Per row, first the products d_w * d_x of all its blocks for every
  * token (16 halves converted per instruction, into sc); then two blocks per step from one
  * 32-byte load of nibbles (VNNI: one 512-bit vpdpbusd for both) and per block, row and token
  * one multiply-add with its product broadcast from memory. Each row keeps its own accumulator
@@ -511,8 +511,8 @@ gemv32_rows(enum ggml_type wt, int nt, int rr, const uint8_t *row, size_t wrb, i
  * core: 18-21 GB/s one row at a time, 22-26 two; TinyLlama-1.1B Q4_0 tg64 with 2 threads
  * 54.6 -> 71.4 tok/s. sc holds rr * nt * nb floats. */
 KS_INLINE void
-rs_rows(enum ggml_type wt, int nt, int rr, const uint8_t *row, size_t wrb, int nb,
-        const uint8_t *x, size_t xrb, float *out, size_t ld, const __m256i *base,
+rs_rows(enum ggml_type wt, int nt, int rr, const uint8_t *row, size_t rstep, int nb,
+        const uint8_t *x, size_t xrb, float *out, size_t ostep, size_t ld, const __m256i *base,
         const float *xd, const uint8_t *x32, float *sc)
 {
     enum { TMAX = KS_SMALL_BATCH - 1, RR = 2 };
@@ -523,7 +523,7 @@ rs_rows(enum ggml_type wt, int nt, int rr, const uint8_t *row, size_t wrb, int n
     for (int j = 0; j < rr; j++)
 #pragma GCC unroll 8
         for (int t = 0; t < nt; t++) {
-            const uint8_t *d = row + (size_t)j * wrb;
+            const uint8_t *d = row + (size_t)j * rstep;
             const float *xdt = xd + t * nb;
             float *sct = sc + (j * nt + t) * nb;
             int b = 0;
@@ -549,7 +549,7 @@ rs_rows(enum ggml_type wt, int nt, int rr, const uint8_t *row, size_t wrb, int n
         __m512i u[RR];
 #pragma GCC unroll 2
         for (int j = 0; j < rr; j++) {
-            const uint8_t *rj = row + (size_t)j * wrb;
+            const uint8_t *rj = row + (size_t)j * rstep;
             u[j] = _mm512_and_si512(
                 _mm512_srlv_epi64(_mm512_broadcast_i64x4(load256(rj + qoff + 16 * b)),
                                   _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4)),
@@ -578,7 +578,7 @@ rs_rows(enum ggml_type wt, int nt, int rr, const uint8_t *row, size_t wrb, int n
         __m256i u0[RR], u1[RR];
 #pragma GCC unroll 2
         for (int j = 0; j < rr; j++) {
-            const uint8_t *rj = row + (size_t)j * wrb;
+            const uint8_t *rj = row + (size_t)j * rstep;
             __m256i v = load256(rj + qoff + 16 * b);
             u0[j] = _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
             u1[j] = _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0f));
@@ -604,13 +604,16 @@ rs_rows(enum ggml_type wt, int nt, int rr, const uint8_t *row, size_t wrb, int n
         }
 #endif
     }
-    rows_out(rr, nt, acc, out, ld);
+    rows_out(rr, nt, acc, out, ostep, ld);
 }
 
-/* nt activation rows (x, xrb bytes apart) against rows [r0, r1), two rows per pass, in either
- * layout: each weight block is decoded once for all tokens, and per token the operations are
- * exactly the single-token ones, so a token gets the same bits in any batch. base and xd hold
- * nt * nb entries, sc (row-split only) 2 * nt * nb. */
+/* nt activation rows (x, xrb bytes apart) against rows [r0, r1), in either layout: each
+ * weight block is decoded once for all tokens, and per token the operations are exactly the
+ * single-token ones, so a token gets the same bits in any batch. One token goes two rows per
+ * pass (two multiply-add chains; an odd last row is computed twice into the same output);
+ * several tokens already give each row one chain per token and go row by row, which also
+ * keeps the number of loop bodies the compiler emits in check. base and xd hold nt * nb
+ * entries, sc (row-split only) 2 * nt * nb. */
 KS_INLINE void
 gemv32_t(enum ggml_type wt, int nt, const uint8_t *w, size_t wrb, int nb, int r0, int r1,
          const uint8_t *x, size_t xrb, float *out, size_t ld, __m256i *base, float *xd,
@@ -618,17 +621,15 @@ gemv32_t(enum ggml_type wt, int nt, const uint8_t *w, size_t wrb, int nb, int r0
 {
     gemv32_prep(wt, nt, x, xrb, nb, base, xd, x32);
     ks_prefetch_head(w + (size_t)r0 * wrb, (size_t)(r1 - r0) * wrb);
-    for (int r = r0; r < r1; r += 2) {
+    const int rr = nt == 1 ? 2 : 1;
+    for (int r = r0; r < r1; r += rr) {
         const uint8_t *row = w + (size_t)r * wrb;
-        bool two = r + 1 < r1;  /* the row count is a constant in each call below */
-        if (q_is_rs(wt) && two)
-            rs_rows(wt, nt, 2, row, wrb, nb, x, xrb, out + r, ld, base, xd, x32, sc);
-        else if (q_is_rs(wt))
-            rs_rows(wt, nt, 1, row, wrb, nb, x, xrb, out + r, ld, base, xd, x32, sc);
-        else if (two)
-            gemv32_rows(wt, nt, 2, row, wrb, nb, x, xrb, out + r, ld, base, xd, x32);
+        bool two = r + 1 < r1;
+        size_t rstep = two ? wrb : 0, ostep = two ? 1 : 0;
+        if (q_is_rs(wt))
+            rs_rows(wt, nt, rr, row, rstep, nb, x, xrb, out + r, ostep, ld, base, xd, x32, sc);
         else
-            gemv32_rows(wt, nt, 1, row, wrb, nb, x, xrb, out + r, ld, base, xd, x32);
+            gemv32_rows(wt, nt, rr, row, rstep, nb, x, xrb, out + r, ostep, ld, base, xd, x32);
     }
 }
 
