@@ -52,7 +52,8 @@ int kern_block_bytes(enum ggml_type t);
 size_t kern_row_bytes(enum ggml_type t, int64_t n);
 
 /* Check that a weight of type wt with rows of n elements can be used by gemm: supported type,
- * n > 0, n a multiple of the block size, n <= INT32_MAX. AL_EUNSUPPORTED / AL_EFORMAT. */
+ * n > 0, n a multiple of the block size (of two blocks, 64, for the row-split types),
+ * n <= INT32_MAX. AL_EUNSUPPORTED / AL_EFORMAT. */
 int kern_check_row(enum ggml_type wt, int64_t n, struct al_err *e);
 
 /* ===== Row-split layouts ============================================================= */
