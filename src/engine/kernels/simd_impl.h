@@ -298,6 +298,7 @@ tile32(enum ggml_type wt, const uint8_t *const *w, const uint8_t *const *pf,
 #define KS_DEC_PF 8192     /* bytes ahead of the current block (measured: 4-8 KiB best) */
 #define KS_DEC_MAXB 1024   /* blocks whose offset terms fit the stack buffer (n <= 32768) */
 #define KS_SMALL_BATCH 6   /* fewer tokens than this run row by row, not in tiles */
+#define KS_RS_RR (KS_VNNI ? 4 : 2)  /* row-split rows per pass for one token (see rs_rows) */
 
 /* A range's first KS_DEC_PF bytes, which the running prefetch never covers, are requested
  * all at once: otherwise each chunk of rows starts with a string of demand misses while
@@ -497,33 +498,35 @@ gemv32_rows(enum ggml_type wt, int nt, int rr, const uint8_t *row, size_t rstep,
     rows_out(rr, nt, acc, out, ostep, ld);
 }
 
-/* gemv32_t over row-split rows (quant.h; Q4_0 and Q5_0 only), rr (1 or 2) rows at row and
- * row + rstep, results at out and out + ostep. Per row, first the products d_w * d_x of all its blocks for every
- * token (16 halves converted per instruction, into sc); then two blocks per step from one
- * 32-byte load of nibbles (VNNI: one 512-bit vpdpbusd for both) and per block, row and token
- * one multiply-add with its product broadcast from memory. Each row keeps its own accumulator
- * with gemv32_t's integer sums, products and multiply-adds in block order, so results are bit
- * for bit those of the GGUF rows. Why two rows per pass: a row's multiply-adds form one
- * dependency chain (two per pair of blocks, 4 cycles each on Zen 5: 8 cycles per pair against
- * ~5 of throughput), and a long row is more instructions than the core's reorder window, so
- * one row at a time runs at the chain's latency; two rows give two independent chains and
- * share the activation loads. Streaming 4096-element Q5_0 rows from memory on one Zen 5
- * core: 18-21 GB/s one row at a time, 22-26 two; TinyLlama-1.1B Q4_0 tg64 with 2 threads
- * 54.6 -> 71.4 tok/s. sc holds rr * nt * nb floats. */
+/* gemv32_t over row-split rows (quant.h; Q4_0 and Q5_0 only): rr (at most KS_RS_RR) rows at
+ * rows[j], results at outs[j] (t * ld apart per token). Per row, first the products
+ * d_w * d_x of all its blocks for every token (16 halves converted per instruction, into sc);
+ * then two blocks per step from one 32-byte load of nibbles (VNNI: one 512-bit vpdpbusd for
+ * both) and per block, row and token one multiply-add with its product broadcast from memory.
+ * Each row keeps its own accumulator with gemv32_t's integer sums, products and multiply-adds
+ * in block order, so results are bit for bit those of the GGUF rows. Why several rows per
+ * pass: a row's multiply-adds form one dependency chain (two per pair of blocks, 4 cycles
+ * each on Zen 5), and a long row is more instructions than the core's reorder window, so one
+ * row at a time runs at the chain's latency; more rows give independent chains and share the
+ * activation loads. Streaming 4096-element Q5_0 rows from memory on one Zen 5 core: 18-21
+ * GB/s one row at a time, 22-26 two (TinyLlama-1.1B Q4_0 tg64 54.6 -> 71.4 tok/s); four
+ * (512-bit tables only: the 256-bit one has 16 vector registers) on 576-element rows in L2:
+ * 13.0 -> 11.6 ns per row. sc holds rr * nt * nb floats. */
 KS_INLINE void
-rs_rows(enum ggml_type wt, int nt, int rr, const uint8_t *row, size_t rstep, int nb,
-        const uint8_t *x, size_t xrb, float *out, size_t ostep, size_t ld, const __m256i *base,
+rs_rows(enum ggml_type wt, int nt, int rr, const uint8_t *const *rows, int nb,
+        const uint8_t *x, size_t xrb, float *const *outs, size_t ld, const __m256i *base,
         const float *xd, const uint8_t *x32, float *sc)
 {
-    enum { TMAX = KS_SMALL_BATCH - 1, RR = 2 };
+    enum { TMAX = KS_SMALL_BATCH - 1, RR = KS_RS_RR };
+    const uint8_t *row = rows[0];
     const size_t qoff = q_rs_qs_off(wt, nb), hoff = 2 * (size_t)nb;
     const size_t bpb = (size_t)blk32_bytes(wt);  /* the prefetch sweeps the rows' bytes evenly */
     __m256 acc[RR][TMAX];
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int j = 0; j < rr; j++)
 #pragma GCC unroll 8
         for (int t = 0; t < nt; t++) {
-            const uint8_t *d = row + (size_t)j * rstep;
+            const uint8_t *d = rows[j];
             const float *xdt = xd + t * nb;
             float *sct = sc + (j * nt + t) * nb;
             int b = 0;
@@ -541,15 +544,15 @@ rs_rows(enum ggml_type wt, int nt, int rr, const uint8_t *row, size_t rstep, int
             acc[j][t] = _mm256_setzero_ps();
         }
     for (int b = 0; b < nb; b += 2) {
-#pragma GCC unroll 2
+#pragma GCC unroll 4
         for (int j = 0; j < rr; j++)
             _mm_prefetch((const char *)row + (size_t)(rr * b + 2 * j) * bpb + KS_DEC_PF,
                          _MM_HINT_T0);
 #if KS_VNNI
         __m512i u[RR];
-#pragma GCC unroll 2
+#pragma GCC unroll 4
         for (int j = 0; j < rr; j++) {
-            const uint8_t *rj = row + (size_t)j * rstep;
+            const uint8_t *rj = rows[j];
             u[j] = _mm512_and_si512(
                 _mm512_srlv_epi64(_mm512_broadcast_i64x4(load256(rj + qoff + 16 * b)),
                                   _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4)),
@@ -564,7 +567,7 @@ rs_rows(enum ggml_type wt, int nt, int rr, const uint8_t *row, size_t rstep, int
         for (int t = 0; t < nt; t++) {
             size_t i = (size_t)t * nb + b;
             __m512i p0 = _mm512_loadu_si512(&base[i]), xv = _mm512_loadu_si512(x32 + i * 32);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
             for (int j = 0; j < rr; j++) {
                 const float *s = sc + (size_t)(j * nt + t) * nb + b;
                 __m512 pf = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(p0, u[j], xv));
@@ -576,9 +579,9 @@ rs_rows(enum ggml_type wt, int nt, int rr, const uint8_t *row, size_t rstep, int
         }
 #else
         __m256i u0[RR], u1[RR];
-#pragma GCC unroll 2
+#pragma GCC unroll 4
         for (int j = 0; j < rr; j++) {
-            const uint8_t *rj = row + (size_t)j * rstep;
+            const uint8_t *rj = rows[j];
             __m256i v = load256(rj + qoff + 16 * b);
             u0[j] = _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
             u1[j] = _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0f));
@@ -592,7 +595,7 @@ rs_rows(enum ggml_type wt, int nt, int rr, const uint8_t *row, size_t rstep, int
             size_t i = (size_t)t * nb + b;
             const uint8_t *xb = x + (size_t)t * xrb + (size_t)b * sizeof(struct blk_q8_0);
             __m256i x0 = load256(xb + 2), x1 = load256(xb + sizeof(struct blk_q8_0) + 2);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
             for (int j = 0; j < rr; j++) {
                 const float *s = sc + (size_t)(j * nt + t) * nb + b;
                 __m256i p0 = dp_u8s8(base[i], u0[j], x0);
@@ -604,16 +607,21 @@ rs_rows(enum ggml_type wt, int nt, int rr, const uint8_t *row, size_t rstep, int
         }
 #endif
     }
-    rows_out(rr, nt, acc, out, ostep, ld);
+#pragma GCC unroll 4
+    for (int j = 0; j < rr; j++)
+#pragma GCC unroll 8
+        for (int t = 0; t < nt; t++)
+            outs[j][(size_t)t * ld] = hsum_ps(acc[j][t]);
 }
 
 /* nt activation rows (x, xrb bytes apart) against rows [r0, r1), in either layout: each
  * weight block is decoded once for all tokens, and per token the operations are exactly the
  * single-token ones, so a token gets the same bits in any batch. One token goes two rows per
- * pass (two multiply-add chains; an odd last row is computed twice into the same output);
- * several tokens already give each row one chain per token and go row by row, which also
- * keeps the number of loop bodies the compiler emits in check. base and xd hold nt * nb
- * entries, sc (row-split only) 2 * nt * nb. */
+ * pass, or KS_RS_RR row-split ones (independent multiply-add chains; a short last group
+ * repeats its last row, computed again into the same output); several tokens already give
+ * each row one chain per token and go row by row, which also keeps the number of loop bodies
+ * the compiler emits in check. base and xd hold nt * nb entries, sc (row-split only)
+ * KS_RS_RR * nt * nb. */
 KS_INLINE void
 gemv32_t(enum ggml_type wt, int nt, const uint8_t *w, size_t wrb, int nb, int r0, int r1,
          const uint8_t *x, size_t xrb, float *out, size_t ld, __m256i *base, float *xd,
@@ -621,15 +629,27 @@ gemv32_t(enum ggml_type wt, int nt, const uint8_t *w, size_t wrb, int nb, int r0
 {
     gemv32_prep(wt, nt, x, xrb, nb, base, xd, x32);
     ks_prefetch_head(w + (size_t)r0 * wrb, (size_t)(r1 - r0) * wrb);
+    if (q_is_rs(wt)) {
+        const int rr = nt == 1 ? KS_RS_RR : 1;
+        for (int r = r0; r < r1; r += rr) {
+            const uint8_t *rows[KS_RS_RR];
+            float *outs[KS_RS_RR];
+#pragma GCC unroll 4
+            for (int j = 0; j < rr; j++) {
+                int rj = r + j < r1 ? r + j : r1 - 1;  /* past the end: the last row again */
+                rows[j] = w + (size_t)rj * wrb;
+                outs[j] = out + rj;
+            }
+            rs_rows(wt, nt, rr, rows, nb, x, xrb, outs, ld, base, xd, x32, sc);
+        }
+        return;
+    }
     const int rr = nt == 1 ? 2 : 1;
     for (int r = r0; r < r1; r += rr) {
         const uint8_t *row = w + (size_t)r * wrb;
         bool two = r + 1 < r1;
         size_t rstep = two ? wrb : 0, ostep = two ? 1 : 0;
-        if (q_is_rs(wt))
-            rs_rows(wt, nt, rr, row, rstep, nb, x, xrb, out + r, ostep, ld, base, xd, x32, sc);
-        else
-            gemv32_rows(wt, nt, rr, row, rstep, nb, x, xrb, out + r, ostep, ld, base, xd, x32);
+        gemv32_rows(wt, nt, rr, row, rstep, nb, x, xrb, out + r, ostep, ld, base, xd, x32);
     }
 }
 
@@ -673,7 +693,7 @@ gemv32(enum ggml_type wt, int nt, const uint8_t *w, size_t wrb, int nb, int r0, 
     __m256i base[KS_DEC_MAXB];
     float xd[KS_DEC_MAXB];
     _Alignas(64) uint8_t x32[KS_VNNI ? KS_DEC_MAXB * 32 : 1];
-    float sc[2 * KS_DEC_MAXB];  /* row-split rows: each block's scale product, two rows */
+    float sc[KS_RS_RR * KS_DEC_MAXB];  /* row-split rows: each block's scale product per row */
     switch (nt) {
     case 1: gemv32_n(wt, 1, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd, x32, sc); break;
     case 2: gemv32_n(wt, 2, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd, x32, sc); break;
