@@ -252,7 +252,8 @@ gemm_matches_ref_every_table(void **state)
         for (size_t ti = 0; ti < N_TYPES; ti++) {
             enum ggml_type wt = all_types[ti];
             int be = kern_block_elems(wt) == 1 ? 32 : step_elems(wt);
-            int ns[] = { be, 3 * be, be == 256 ? 4096 : 2048 + 3 * be };
+            /* K-quants: 1, 5 and 16 super-blocks (decode unpacks scales four at a time) */
+            int ns[] = { be, (be == 256 ? 5 : 3) * be, be == 256 ? 4096 : 2048 + 3 * be };
             if (be == 32 && kern_block_elems(wt) == 1)
                 ns[0] = 7, ns[1] = 45;  /* float types: odd lengths too */
             for (int a = 0; a < 3; a++)
@@ -261,6 +262,8 @@ gemm_matches_ref_every_table(void **state)
                     check_gemm(k, wt, ns[a], rows, r0, r1, toks[b], &s);
                 }
             check_gemm(k, wt, ns[0], 9, 0, 9, 8, &s);  /* exact tiles */
+            if (be == 256)  /* more super-blocks than decode unpacks scales for at a time */
+                check_gemm(k, wt, 131 * 256, 3, 0, 3, 1, &s);
         }
     }
 }

@@ -878,6 +878,36 @@ tilek(enum ggml_type wt, const uint8_t *const *w, const uint8_t *const *pf,
 }
 
 #if KS_VNNI
+#define KS_KMAXB 128  /* super-blocks whose scales tilek_dec unpacks at a time (32768 elements) */
+
+/* The 8 scales and 8 mins of each of a Q4_K/Q5_K row's super-blocks 0..nb-1 (k_scales' bytes:
+ * 16 per super-block, scales first), four super-blocks per 512-bit step: each 128-bit lane
+ * holds one super-block's 12 packed bytes as words a, b, c; the lane becomes [a & 0x3f..,
+ * (c & 0x0f..) | (a >> 2) & 0x30.., b & 0x3f.., (c >> 4) & 0x0f.. | (b >> 2) & 0x30..], the
+ * same bit operations k_scales does with scalars (~20 instructions per super-block there,
+ * ~3 here). */
+KS_INLINE void
+k_scales_row(const uint8_t *row, int wbb, int nb, uint8_t *smn)
+{
+    int b = 0;
+    for (; b + 4 <= nb; b += 4) {
+        const uint8_t *q = row + (size_t)b * wbb + 4;  /* the 12 bytes after d and dmin */
+        __m512i raw = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)q));
+        raw = _mm512_inserti32x4(raw, _mm_loadu_si128((const __m128i *)(q + wbb)), 1);
+        raw = _mm512_inserti32x4(raw, _mm_loadu_si128((const __m128i *)(q + 2 * wbb)), 2);
+        raw = _mm512_inserti32x4(raw, _mm_loadu_si128((const __m128i *)(q + 3 * wbb)), 3);
+        /* [a, c, b, c >> 4] masked to the low bits; [-, a, -, b] >> 2 for the high ones */
+        __m512i lo = _mm512_srlv_epi32(_mm512_shuffle_epi32(raw, (_MM_PERM_ENUM)0x98),
+                                       _mm512_set4_epi32(4, 0, 0, 0));
+        lo = _mm512_and_si512(lo, _mm512_set4_epi32(0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f));
+        __m512i hi = _mm512_srli_epi32(_mm512_shuffle_epi32(raw, (_MM_PERM_ENUM)0x40), 2);
+        hi = _mm512_and_si512(hi, _mm512_set4_epi32(0x30303030, 0, 0x30303030, 0));
+        _mm512_storeu_si512(smn + 16 * (size_t)b, _mm512_or_si512(lo, hi));
+    }
+    for (; b < nb; b++)
+        k_scales(row + (size_t)b * wbb + 4, smn + 16 * (size_t)b, smn + 16 * (size_t)b + 8);
+}
+
 /* Decode (one token) over K-quant super-blocks with 512-bit vectors: two 32-element chunks per
  * instruction, so a super-block takes 4 maddubs + 4 vpdpwssd per row instead of 8 + 8 (decode
  * of K-quants was compute-bound at about two thirds of a core's memory bandwidth). Lanes 0-7
@@ -901,15 +931,24 @@ tilek_dec(enum ggml_type wt, const uint8_t *const *w, const uint8_t *const *pf,
                     _mm_set1_epi16((short)(4 * p + 1)), 1)),
                 _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16((short)(4 * p + 2))),
                                         _mm_set1_epi16((short)(4 * p + 3)), 1), 1);
-        else     /* 32-element scales 2p, 2p+1, sixteen words each */
-            idx[p] = _mm512_inserti64x4(_mm512_set1_epi16((short)(2 * p)),
-                                        _mm256_set1_epi16((short)(2 * p + 1)), 1);
+        else     /* 32-element scales 2p, 2p+1, sixteen words each: a byte shuffle within
+                  * each 128-bit lane of the 8 scale bytes (copied to every lane) picks byte
+                  * 2p or 2p + 1 and a zero above it, which costs less than a word permute
+                  * across the register */
+            idx[p] = _mm512_inserti64x4(_mm512_set1_epi16((short)(0x8000 | (2 * p))),
+                                        _mm256_set1_epi16((short)(0x8000 | (2 * p + 1))), 1);
     }
     __m256 acc[KS_RMAX];
 #pragma GCC unroll 4
     for (int r = 0; r < rm; r++)
         acc[r] = _mm256_setzero_ps();
+    /* Q4_K/Q5_K: the scales and mins of the next KS_KMAXB super-blocks, unpacked up front */
+    _Alignas(64) uint8_t smn[q6 ? 1 : KS_RMAX][q6 ? 1 : KS_KMAXB * 16];
     for (int b = 0; b < nb; b++) {
+        if (!q6 && b % KS_KMAXB == 0)
+            for (int r = 0; r < rm; r++)
+                k_scales_row(w[r] + (size_t)b * wbb, wbb, nb - b < KS_KMAXB ? nb - b : KS_KMAXB,
+                             smn[r]);
         const struct blk_q8_k *xb = (const struct blk_q8_k *)x + b;
         __m256i bs = load256(xb->bsums);
         __m512i xv[4];  /* the activations, loaded once for the tile's rows */
@@ -922,8 +961,10 @@ tilek_dec(enum ggml_type wt, const uint8_t *const *w, const uint8_t *const *pf,
             if (pf)
                 for (int o = 0; o < wbb; o += 64)
                     _mm_prefetch((const char *)pf[r] + (size_t)b * wbb + o, _MM_HINT_T0);
-            __m512i sc;        /* int16 scales in the low words */
-            __m256i mins16;    /* Q4_K/Q5_K: mins, each twice; Q6_K: the 16 scales */
+            __m512i sc;        /* Q6_K: int16 scales in the low words; Q4_K/Q5_K: the 8
+                                  scale bytes (and the mins) in every 128-bit lane */
+            __m256i mins16;    /* Q4_K/Q5_K: each min times the sum of its 32 activations;
+                                  Q6_K: the 16 scales */
             __m256 dwv, dminv;
             if (q6) {
                 const struct blk_q6_k *q = (const struct blk_q6_k *)wb;
@@ -937,16 +978,12 @@ tilek_dec(enum ggml_type wt, const uint8_t *const *w, const uint8_t *const *pf,
                 dwv = _mm256_broadcastss_ps(dd);
                 dminv = _mm256_setzero_ps();
             } else {
-                const struct blk_q4_k *q = (const struct blk_q4_k *)wb;  /* same head as Q5_K */
-                uint8_t s8[8], m8[8];
-                k_scales(q->scales, s8, m8);
-                uint64_t sv, mv;
-                memcpy(&sv, s8, 8);
-                memcpy(&mv, m8, 8);
-                sc = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sv)));
-                __m128i m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mv));
-                mins16 = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_unpacklo_epi16(m16, m16)),
-                                                 _mm_unpackhi_epi16(m16, m16), 1);
+                const uint8_t *sm = smn[r] + 16 * (size_t)(b % KS_KMAXB);
+                sc = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)sm));
+                /* min j times the sum of its 32 activations (two bsums), as madd of the mins
+                 * each twice against the 16 bsums gave */
+                __m256i m32 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(sm + 8)));
+                mins16 = _mm256_mullo_epi32(m32, _mm256_madd_epi16(bs, _mm256_set1_epi16(1)));
                 /* d * dx and dmin * dx in two lanes (d and dmin are adjacent halves), each
                  * then broadcast: the bits of the broadcasts' vector products */
                 uint32_t dm;
@@ -973,11 +1010,12 @@ tilek_dec(enum ggml_type wt, const uint8_t *const *w, const uint8_t *const *pf,
                     u = _mm512_inserti64x4(_mm512_castsi256_si512(codes_k(wt, wb, 2 * p)),
                                            codes_k(wt, wb, 2 * p + 1), 1);
                 iacc = _mm512_dpwssd_epi32(iacc, _mm512_maddubs_epi16(u, xv[p]),
-                                           _mm512_permutexvar_epi16(idx[p], sc));
+                                           q6 ? _mm512_permutexvar_epi16(idx[p], sc)
+                                              : _mm512_shuffle_epi8(sc, idx[p]));
             }
             __m256i i8 = _mm256_add_epi32(_mm512_castsi512_si256(iacc),
                                           _mm512_extracti64x4_epi64(iacc, 1));
-            __m256i mterm = _mm256_madd_epi16(mins16, bs);
+            __m256i mterm = q6 ? _mm256_madd_epi16(mins16, bs) : mins16;
             if (q6) {  /* codes are value + 32: remove 32 * sum(scale * bsum) */
                 __m256i i = _mm256_sub_epi32(i8, _mm256_slli_epi32(mterm, 5));
                 acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), dwv, acc[r]);
