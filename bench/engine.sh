@@ -5,18 +5,24 @@
 # the peer's llama-quantize (cached). Prints pp/tg tok/s for both, the ratios, and the decode
 # memory-bandwidth bound: weight bytes one decode step reads (all tensors but the unread rows
 # of an untied token_embd; airlock bench --json's weight_bytes_per_token) / read bandwidth.
-# The bandwidth (bench/membw.c, 2 MiB pages) is measured right before and right after each
-# engine's runs and the higher figure is used: on a machine shared with other work it moves
-# by +-20 % within minutes, so a bound from another moment says little, and the higher of
-# the two never flatters the engine.
-# Env: THREADS (2), PP (512), TG (128), REPS (3), PRESETS ("smollm2-135m tinyllama-1.1b"),
-#      QUANTS ("Q8_0 Q4_K_M"), DEPTH (0: both tools' -d, context tokens before each run; the
-#      bound counts weight bytes only, so at depth it is looser, for both engines alike).
+# On a machine shared with other work the read bandwidth and the CPU time a process gets move
+# by +-20 % within minutes, so the two tools take turns: ROUNDS rounds of one llama-bench run
+# then one airlock bench run (each REPS repetitions after its own warm-up), and the read
+# bandwidth (bench/membw.c, 2 MiB pages) is measured before, between and after them. Each
+# round gives paired figures: the ratio of the two runs next to each other in time, and each
+# engine's fraction of its own bound with the higher of the bandwidths measured just before
+# and just after it (the higher never flatters the engine). The table shows medians over the
+# rounds and, for the fractions, the lowest and highest round too.
+# Env: THREADS (2), PP (512), TG (128), ROUNDS (3), REPS (1), PRESETS ("smollm2-135m
+#      tinyllama-1.1b"), QUANTS ("Q8_0 Q4_K_M"), DEPTH (0: both tools' -d, context tokens
+#      before each run; the bound counts weight bytes only, so at depth it is looser, for both
+#      engines alike).
 set -euo pipefail
 ROOT=${ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
 SHARED=${SHARED:-$(cd "$ROOT/.." && pwd)/shared}
 AIRLOCK=${AIRLOCK:-$ROOT/airlock}
-THREADS=${THREADS:-2}; PP=${PP:-512}; TG=${TG:-128}; REPS=${REPS:-3}; DEPTH=${DEPTH:-0}
+THREADS=${THREADS:-2}; PP=${PP:-512}; TG=${TG:-128}; REPS=${REPS:-1}; DEPTH=${DEPTH:-0}
+ROUNDS=${ROUNDS:-3}
 PRESETS=${PRESETS:-"smollm2-135m tinyllama-1.1b"}
 QUANTS=${QUANTS:-"Q8_0 Q4_K_M"}
 cache=${AIRLOCK_BENCH_CACHE:-$HOME/.cache/airlock-bench}
@@ -35,37 +41,47 @@ for p in $PRESETS; do
   for q in $QUANTS; do
     m="$cache/$p-$q.gguf"
     [ -f "$m" ] || "$bin/llama-quantize" "$cache/$p-f16.gguf" "$m" "$q" >/dev/null 2>&1
-    bw1=$("$cache/membw" "$THREADS")
-    peer=$("$bin/llama-bench" -m "$m" -t "$THREADS" -p "$PP" -n "$TG" -d "$DEPTH" -r "$REPS" -o json 2>/dev/null)
-    bw2=$("$cache/membw" "$THREADS")
-    ours=$("$AIRLOCK" bench "$m" -t "$THREADS" -p "$PP" -n "$TG" -d "$DEPTH" -r "$REPS" --json 2>/dev/null)
-    bw3=$("$cache/membw" "$THREADS")
-    rows+=("$(printf '%s\t%s\t%s\t%s %s %s\t%s\t%s' "$p" "$q" "$(stat -c %s "$m")" "$bw1" "$bw2" "$bw3" "$peer" "$ours" | tr -d '\n')")
+    for r in $(seq "$ROUNDS"); do
+      bw1=$("$cache/membw" "$THREADS")
+      peer=$("$bin/llama-bench" -m "$m" -t "$THREADS" -p "$PP" -n "$TG" -d "$DEPTH" -r "$REPS" -o json 2>/dev/null)
+      bw2=$("$cache/membw" "$THREADS")
+      ours=$("$AIRLOCK" bench "$m" -t "$THREADS" -p "$PP" -n "$TG" -d "$DEPTH" -r "$REPS" --json 2>/dev/null)
+      bw3=$("$cache/membw" "$THREADS")
+      rows+=("$(printf '%s\t%s\t%s\t%s %s %s\t%s\t%s' "$p" "$q" "$(stat -c %s "$m")" "$bw1" "$bw2" "$bw3" "$peer" "$ours" | tr -d '\n')")
+    done
   done
 done
 
 printf '%s\n' "${rows[@]}" > "$cache/last-rows.tsv"
-THREADS="$THREADS" PP="$PP" TG="$TG" DEPTH="$DEPTH" /usr/bin/python3 -c '
-import json, os, sys
+THREADS="$THREADS" PP="$PP" TG="$TG" DEPTH="$DEPTH" ROUNDS="$ROUNDS" /usr/bin/python3 -c '
+import json, os, statistics, sys
 pp = int(os.environ["PP"]); tg = int(os.environ["TG"])
-print("threads %s, depth %s; bound = read bandwidth (higher of the figures measured just before and just after that engine runs) / weight bytes per decoded token" % (os.environ["THREADS"], os.environ["DEPTH"]))
-print("| model | quant | MiB read/token | llama.cpp pp%d | airlock pp%d | ratio | llama.cpp tg%d | airlock tg%d | ratio | GB/s (peer / airlock) | llama.cpp/bound | airlock/bound |" % (pp, pp, tg, tg))
+print("threads %s, depth %s, %s rounds (llama-bench then airlock bench, taking turns); medians over the rounds; ratios pair the two runs of a round; bound = read bandwidth (higher of the figures measured just before and just after that run) / weight bytes per decoded token; the fractions show median (lowest-highest round)" % (os.environ["THREADS"], os.environ["DEPTH"], os.environ["ROUNDS"]))
+print("| model | quant | MiB read/token | llama.cpp pp%d | airlock pp%d | ratio | llama.cpp tg%d | airlock tg%d | ratio | GB/s | llama.cpp/bound | airlock/bound |" % (pp, pp, tg, tg))
 print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 def ts(rows, want_pp):
     for r in rows:
         if want_pp and r.get("n_gen") == 0 and r.get("n_prompt", 0) > 0: return r["avg_ts"]
         if not want_pp and r.get("n_prompt") == 0 and r.get("n_gen", 0) > 0: return r["avg_ts"]
     return float("nan")
+def load(text):
+    try: return json.loads(text)
+    except Exception: return []
+groups = {}
 for line in sys.stdin:
     p, q, size, bws, peer, ours = line.rstrip("\n").split("\t")
     bw1, bw2, bw3 = (float(x) for x in bws.split())
-    try: peer = json.loads(peer)
-    except Exception: peer = []
-    try: ours = json.loads(ours)
-    except Exception: ours = []
-    lp, lt, ap, at = ts(peer, True), ts(peer, False), ts(ours, True), ts(ours, False)
+    peer, ours = load(peer), load(ours)
     step = next((r["weight_bytes_per_token"] for r in ours if "weight_bytes_per_token" in r), int(size))
+    lp, lt, ap, at = ts(peer, True), ts(peer, False), ts(ours, True), ts(ours, False)
     bw_peer, bw_ours = max(bw1, bw2), max(bw2, bw3)
-    bound_peer, bound_ours = bw_peer * 1e9 / step, bw_ours * 1e9 / step
-    print(f"| {p} | {q} | {step/2**20:.0f} | {lp:.1f} | {ap:.1f} | {ap/lp:.2f} | {lt:.1f} | {at:.1f} | {at/lt:.2f} | {bw_peer:.1f} / {bw_ours:.1f} | {lt/bound_peer:.2f} | {at/bound_ours:.2f} |")
+    groups.setdefault((p, q), []).append(dict(step=step, lp=lp, lt=lt, ap=ap, at=at, bw=(bw1, bw2, bw3),
+        rp=ap / lp, rt=at / lt, fp=lt * step / (bw_peer * 1e9), fa=at * step / (bw_ours * 1e9)))
+med = lambda rs, k: statistics.median(r[k] for r in rs)
+span = lambda rs, k: "%.2f (%.2f-%.2f)" % (med(rs, k), min(r[k] for r in rs), max(r[k] for r in rs))
+for (p, q), rs in groups.items():
+    bws = [b for r in rs for b in r["bw"]]
+    print("| %s | %s | %.0f | %.1f | %.1f | %.2f | %.1f | %.1f | %.2f | %.1f-%.1f | %s | %s |" % (
+        p, q, rs[0]["step"] / 2**20, med(rs, "lp"), med(rs, "ap"), med(rs, "rp"), med(rs, "lt"),
+        med(rs, "at"), med(rs, "rt"), min(bws), max(bws), span(rs, "fp"), span(rs, "fa")))
 ' < "$cache/last-rows.tsv"
