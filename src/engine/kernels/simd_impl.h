@@ -943,7 +943,7 @@ tilek_dec(enum ggml_type wt, const uint8_t *const *w, const uint8_t *const *pf,
     for (int r = 0; r < rm; r++)
         acc[r] = _mm256_setzero_ps();
     /* Q4_K/Q5_K: the scales and mins of the next KS_KMAXB super-blocks, unpacked up front */
-    _Alignas(64) uint8_t smn[q6 ? 1 : KS_RMAX][q6 ? 1 : KS_KMAXB * 16];
+    _Alignas(64) uint8_t smn[KS_RMAX][KS_KMAXB * 16];
     for (int b = 0; b < nb; b++) {
         if (!q6 && b % KS_KMAXB == 0)
             for (int r = 0; r < rm; r++)
