@@ -1740,6 +1740,51 @@ attn_softmax_steps(const float *s, int np, float *m, float *sum, float *ms, floa
     *sum = sm;
 }
 
+/* attn_softmax_steps for g (at most 4) rows at once, positions outer and rows inner: each
+ * row's running max and sum are a dependency chain through every position, and one row after
+ * the other left those chains back to back; interleaved they overlap. Per row the same
+ * operations in the same order, so the same bits. */
+KS_INLINE void
+attn_softmax_rows(int g, const float sc[][KS_ATT_BLK], int np, float *m, float *sum,
+                  float ms[][KS_ATT_BLK], float vs[][KS_ATT_BLK])
+{
+    enum { G = 4 };
+    float mx[G], sm[G], arg[G][KS_ATT_BLK], e[G][KS_ATT_BLK];
+    bool up[G][KS_ATT_BLK];
+#pragma GCC unroll 4
+    for (int r = 0; r < g; r++) {
+        mx[r] = m[r];
+        sm[r] = sum[r];
+    }
+    for (int p = 0; p < np; p++)
+#pragma GCC unroll 4
+        for (int r = 0; r < g; r++) {
+            float s = sc[r][p];
+            up[r][p] = s > mx[r];
+            arg[r][p] = up[r][p] ? mx[r] - s : s - mx[r];
+            mx[r] = up[r][p] ? s : mx[r];
+        }
+    for (int r = 0; r < g; r++) {
+        for (int p = np; p < (np + 3) / 4 * 4; p++)
+            arg[r][p] = 0.0f;
+        for (int p = 0; p < np; p += 4)
+            _mm_storeu_ps(e[r] + p, expf_libm4(_mm_loadu_ps(arg[r] + p)));
+    }
+    for (int p = 0; p < np; p++)
+#pragma GCC unroll 4
+        for (int r = 0; r < g; r++) {
+            float a = up[r][p] ? e[r][p] : 1.0f, b = up[r][p] ? 1.0f : e[r][p];
+            sm[r] = sm[r] * a + b;
+            ms[r][p] = a;
+            vs[r][p] = b;
+        }
+#pragma GCC unroll 4
+    for (int r = 0; r < g; r++) {
+        m[r] = mx[r];
+        sum[r] = sm[r];
+    }
+}
+
 KS_INLINE void
 attn_prefetch_row(const uint16_t *row, int hd)
 {
@@ -1861,8 +1906,7 @@ attn_f16_zmm(int nz, int g, const float *q, const uint16_t *k, const uint16_t *v
                                                  _mm512_extractf32x8_ps(sv, 1))) * scale;
             }
         }
-        for (int r = 0; r < g; r++)
-            attn_softmax_steps(sc[r], np, &m[r], &sum[r], ms[r], vs[r]);
+        attn_softmax_rows(g, sc, np, m, sum, ms, vs);
         for (int p = 0; p < np; p++) {
             const uint16_t *vp = v + (size_t)(p0 + p) * kv_stride;
             if (p0 + p + KS_ATT_PF < n_pos)
