@@ -1520,6 +1520,31 @@ static const uint64_t KS_EXP2F_TAB[32] = {
     0x3feee89f995ad3adull, 0x3feeff76f2fb5e47ull, 0x3fef199bdd85529cull, 0x3fef3720dcef9069ull,
     0x3fef5818dcfba487ull, 0x3fef7c97337b9b5full, 0x3fefa4afa2a490daull, 0x3fefd0765b6e4540ull,
 };
+/* Lanes of x whose magnitude is at least 88 (glibc's test on the top bits): only there can
+ * the result be one of expf's special cases. */
+KS_INLINE __m256
+expf_big(__m256 x)
+{
+    return _mm256_castsi256_ps(_mm256_cmpgt_epi32(
+        _mm256_and_si256(_mm256_srli_epi32(_mm256_castps_si256(x), 20), _mm256_set1_epi32(0x7ff)),
+        _mm256_set1_epi32(0x42a)));
+}
+
+/* glibc's special cases for one such lane, by value; r is the table path's result. */
+KS_INLINE float
+expf_special(float x, float r)
+{
+    if (x != x)
+        return x + x;
+    if (x > 0x1.62e42ep6f)
+        return INFINITY;
+    if (x < -0x1.9fe368p6f)
+        return 0.0f;
+    if (x < -0x1.9d1d9ep6f)
+        return 0x1p-149f;
+    return r;
+}
+
 KS_INLINE __m128
 expf_libm4(__m128 x)
 {
@@ -1539,19 +1564,15 @@ expf_libm4(__m128 x)
     y = _mm256_fmadd_pd(z, r2, y);
     y = _mm256_mul_pd(y, _mm256_castsi256_pd(t));
     __m128 res = _mm256_cvtpd_ps(y);
-    /* glibc's special cases: |x| >= 88 (top bits), then by value */
-    __m128 big = _mm_castsi128_ps(_mm_cmpgt_epi32(
-        _mm_and_si128(_mm_srli_epi32(_mm_castps_si128(x), 20), _mm_set1_epi32(0x7ff)),
-        _mm_set1_epi32(0x42a)));
-    if (_mm_movemask_ps(big)) {
-        __m128 nan = _mm_cmpunord_ps(x, x);
-        __m128 over = _mm_cmpgt_ps(x, _mm_set1_ps(0x1.62e42ep6f));
-        __m128 under = _mm_cmplt_ps(x, _mm_set1_ps(-0x1.9fe368p6f));
-        __m128 mayunder = _mm_andnot_ps(under, _mm_cmplt_ps(x, _mm_set1_ps(-0x1.9d1d9ep6f)));
-        res = _mm_blendv_ps(res, _mm_set1_ps(0x1p-149f), _mm_and_ps(big, mayunder));
-        res = _mm_blendv_ps(res, _mm_setzero_ps(), _mm_and_ps(big, under));
-        res = _mm_blendv_ps(res, _mm_set1_ps(INFINITY), _mm_and_ps(big, over));
-        res = _mm_blendv_ps(res, _mm_add_ps(x, x), _mm_and_ps(big, nan));
+    int big = _mm256_movemask_ps(expf_big(_mm256_zextps128_ps256(x)));
+    if (big) {
+        float xs[4], rs[4];
+        _mm_storeu_ps(xs, x);
+        _mm_storeu_ps(rs, res);
+        for (int i = 0; i < 4; i++)
+            if (big >> i & 1)
+                rs[i] = expf_special(xs[i], rs[i]);
+        res = _mm_loadu_ps(rs);
     }
     return res;
 }
@@ -1585,19 +1606,15 @@ expf_libm8(__m256 x)
     y = _mm512_fmadd_pd(z, r2, y);
     y = _mm512_mul_pd(y, _mm512_castsi512_pd(t));
     __m256 res = _mm512_cvtpd_ps(y);
-    __m256 big = _mm256_castsi256_ps(_mm256_cmpgt_epi32(
-        _mm256_and_si256(_mm256_srli_epi32(_mm256_castps_si256(x), 20), _mm256_set1_epi32(0x7ff)),
-        _mm256_set1_epi32(0x42a)));
-    if (_mm256_movemask_ps(big)) {  /* the special cases, as expf_libm4 */
-        __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
-        __m256 over = _mm256_cmp_ps(x, _mm256_set1_ps(0x1.62e42ep6f), _CMP_GT_OQ);
-        __m256 under = _mm256_cmp_ps(x, _mm256_set1_ps(-0x1.9fe368p6f), _CMP_LT_OQ);
-        __m256 mayunder = _mm256_andnot_ps(under, _mm256_cmp_ps(x, _mm256_set1_ps(-0x1.9d1d9ep6f),
-                                                                _CMP_LT_OQ));
-        res = _mm256_blendv_ps(res, _mm256_set1_ps(0x1p-149f), _mm256_and_ps(big, mayunder));
-        res = _mm256_blendv_ps(res, _mm256_setzero_ps(), _mm256_and_ps(big, under));
-        res = _mm256_blendv_ps(res, _mm256_set1_ps(INFINITY), _mm256_and_ps(big, over));
-        res = _mm256_blendv_ps(res, _mm256_add_ps(x, x), _mm256_and_ps(big, nan));
+    int big = _mm256_movemask_ps(expf_big(x));
+    if (big) {
+        float xs[8], rs[8];
+        _mm256_storeu_ps(xs, x);
+        _mm256_storeu_ps(rs, res);
+        for (int i = 0; i < 8; i++)
+            if (big >> i & 1)
+                rs[i] = expf_special(xs[i], rs[i]);
+        res = _mm256_loadu_ps(rs);
     }
     return res;
 }
