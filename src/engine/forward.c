@@ -292,12 +292,31 @@ prefetch_region(const void *base, size_t bytes, size_t cap, int ith, int nth)
         __builtin_prefetch((const char *)base + l * 64, 0, 2);
 }
 
+/* Decode attention with less work than this runs on the calling thread alone (a pool round
+ * trip would cost more): per position and element a dot and an axpy, and the accumulator's
+ * two F16 roundings. */
+static bool
+attention_serial(const struct engine *en, const struct batch *b)
+{
+    const struct model_hparams *hp = &en->m->hp;
+    double work = (double)b->n_tokens * hp->n_head * hp->head_dim * 8 *
+                  (b->pos[b->n_tokens - 1] + 1);
+    return work < PAR_MIN_WORK;
+}
+
+/* When attention will run on the caller alone, the caller requests every line: a line a
+ * worker requested lands in the worker's L2, and the caller then fetches it from there. */
 static void
 prefetch_kv(const struct engine *en, const struct batch *b, int il, int ith, int nth)
 {
     const struct kvcache *kv = &en->kv;
     size_t row = (size_t)kv->head_dim * sizeof(uint16_t);
     size_t cap = ATT_PF_BYTES / (size_t)kv->n_head_kv;
+    if (attention_serial(en, b)) {
+        if (ith != 0)
+            return;
+        nth = 1;
+    }
     for (int t = 0; t < b->n_tokens; t++) {
         int seq = b->seq ? b->seq[t] : 0;
         if (t > 0 && (b->seq ? b->seq[t - 1] : 0) == seq)
@@ -770,10 +789,7 @@ attention(struct engine *en, const struct batch *b, int il)
     j.per_group = (group + j.per_item - 1) / j.per_item;
     j.n_items = b->n_tokens * hp->n_head_kv * j.per_group;
     atomic_init(&j.next, 0);
-    /* per position and element: a dot and an axpy, and the accumulator's two F16 roundings */
-    double work = (double)b->n_tokens * hp->n_head * hp->head_dim * 8 *
-                  (b->pos[b->n_tokens - 1] + 1);
-    if (work < PAR_MIN_WORK)
+    if (attention_serial(en, b))
         attention_worker(&j, 0, 1);
     else
         pool_run_dynamic(&en->pool, attention_worker, &j);
