@@ -1774,42 +1774,15 @@ round_f16_ps(__m256 x)
 #define KS_ATT_BLK 64
 #define KS_ATT_PF 16
 
-/* The scalar part of the online softmax over np scores s of one row: *m and *sum carry the
- * running max and the normaliser; ms[p] is the factor the accumulator is scaled by before
- * position p's value is added (1: unchanged) and vs[p] that value's weight. */
+/* The scalar part of the online softmax over the np scores sc[r] of each of g (at most 4)
+ * rows: m[r] and sum[r] carry the running max and the normaliser; ms[r][p] is the factor
+ * the accumulator is scaled by before position p's value is added (1: unchanged) and
+ * vs[r][p] that value's weight. Positions outer and rows inner: each row's running max and
+ * sum are a dependency chain through every position, and one row after the other left
+ * those chains back to back; interleaved they overlap. Per row the operations and their
+ * order are those of one row alone, so the bits are too. */
 KS_INLINE void
-attn_softmax_steps(const float *s, int np, float *m, float *sum, float *ms, float *vs)
-{
-    float mx = *m, sm = *sum;  /* locals: through the pointers they stayed in memory */
-    float arg[KS_ATT_BLK], e[KS_ATT_BLK];
-    bool up[KS_ATT_BLK];
-    /* the running max and each step's expf argument (the max moves: old - new, else s - max) */
-    for (int p = 0; p < np; p++) {
-        up[p] = s[p] > mx;
-        arg[p] = up[p] ? mx - s[p] : s[p] - mx;
-        mx = up[p] ? s[p] : mx;
-    }
-    for (int p = np; p < (np + 3) / 4 * 4; p++)
-        arg[p] = 0.0f;
-    /* every expf at once, with the C library's bits (expf_libm4) */
-    for (int p = 0; p < np; p += 4)
-        _mm_storeu_ps(e + p, expf_libm4(_mm_loadu_ps(arg + p)));
-    for (int p = 0; p < np; p++) {
-        float a = up[p] ? e[p] : 1.0f, b = up[p] ? 1.0f : e[p];
-        sm = sm * a + b;
-        ms[p] = a;
-        vs[p] = b;
-    }
-    *m = mx;
-    *sum = sm;
-}
-
-/* attn_softmax_steps for g (at most 4) rows at once, positions outer and rows inner: each
- * row's running max and sum are a dependency chain through every position, and one row after
- * the other left those chains back to back; interleaved they overlap. Per row the same
- * operations in the same order, so the same bits. */
-KS_INLINE void
-attn_softmax_rows(int g, const float sc[][KS_ATT_BLK], int np, float *m, float *sum,
+attn_softmax_rows(int g, float sc[][KS_ATT_BLK], int np, float *m, float *sum,
                   float ms[][KS_ATT_BLK], float vs[][KS_ATT_BLK])
 {
     enum { G = 4 };
@@ -1900,7 +1873,7 @@ attn_f16_regs(int nv16, const float *q, const uint16_t *k, const uint16_t *v, si
             }
             sc[p] = hsum_ps(_mm256_add_ps(s0, s1)) * scale;
         }
-        attn_softmax_steps(sc, np, &m, &sum, ms, vs);
+        attn_softmax_rows(1, &sc, np, &m, &sum, &ms, &vs);
         for (int p = 0; p < np; p++) {
             const uint16_t *vp = v + (size_t)(p0 + p) * kv_stride;
             if (p0 + p + KS_ATT_PF < n_pos)
