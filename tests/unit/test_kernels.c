@@ -439,9 +439,11 @@ row_split_matches_gguf_bit_for_bit(void **state)
                 for (size_t ti = 0; ti < sizeof toks / sizeof toks[0]; ti++)
                     for (int variant = 0; variant < (k->gemm_tiled ? 2 : 1); variant++) {
                         int nt = toks[ti];
-                        /* row counts 33, 1, 2, 3: one-token decode takes rows in groups
-                         * (2 or 4) and finishes a short group by repeating its last row */
-                        static const int ranges[][2] = { {2, ROWS - 2}, {5, 6}, {2, 4}, {3, 6} };
+                        /* row counts 33, 1, 2, 3, 8: one-token decode takes rows in groups
+                         * (2 or 4) and finishes a short group by repeating its last row or
+                         * (four rows apart by a stride) by overlapping the group before */
+                        static const int ranges[][2] = { {2, ROWS - 2}, {5, 6}, {2, 4}, {3, 6},
+                                                         {1, 9} };
                         for (size_t ri = 0; ri < sizeof ranges / sizeof ranges[0]; ri++) {
                             int r0 = ranges[ri][0], r1 = ranges[ri][1];
                             memset(og, 0, sizeof(float) * ROWS * MAXT);
