@@ -673,17 +673,17 @@ attention_worker(void *arg, int ith, int nth)
 
 /* Heads per item: up to 4 of a KV group share one pass over its keys and values (their
  * dependency chains overlap in the kernel), but the items must stay at least twice the
- * threads so that none waits on another's last item. */
+ * threads (nth: those that will run them) so that none waits on another's last item. */
 #define ATT_MAX_HEADS_PER_ITEM 4
 
 static int
-attention_heads_per_item(const struct engine *en, int n_tok)
+attention_heads_per_item(const struct engine *en, int n_tok, int nth)
 {
     const struct model_hparams *hp = &en->m->hp;
     int group = hp->n_head / hp->n_head_kv;
     int g = group < ATT_MAX_HEADS_PER_ITEM ? group : ATT_MAX_HEADS_PER_ITEM;
     for (; g > 1; g--)
-        if ((long)n_tok * hp->n_head_kv * ((group + g - 1) / g) >= 2L * en->n_threads)
+        if ((long)n_tok * hp->n_head_kv * ((group + g - 1) / g) >= 2L * nth)
             break;
     return g;
 }
@@ -785,11 +785,12 @@ attention(struct engine *en, const struct batch *b, int il)
     const struct model_hparams *hp = &en->m->hp;
     int group = hp->n_head / hp->n_head_kv;
     struct att_job j = {.en = en, .b = b, .il = il};
-    j.per_item = attention_heads_per_item(en, b->n_tokens);
+    bool serial = attention_serial(en, b);
+    j.per_item = attention_heads_per_item(en, b->n_tokens, serial ? 1 : en->n_threads);
     j.per_group = (group + j.per_item - 1) / j.per_item;
     j.n_items = b->n_tokens * hp->n_head_kv * j.per_group;
     atomic_init(&j.next, 0);
-    if (attention_serial(en, b))
+    if (serial)
         attention_worker(&j, 0, 1);
     else
         pool_run_dynamic(&en->pool, attention_worker, &j);
