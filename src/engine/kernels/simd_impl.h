@@ -298,7 +298,8 @@ tile32(enum ggml_type wt, const uint8_t *const *w, const uint8_t *const *pf,
 #define KS_DEC_PF 8192     /* bytes ahead of the current block (measured: 4-8 KiB best) */
 #define KS_DEC_MAXB 1024   /* blocks whose offset terms fit the stack buffer (n <= 32768) */
 #define KS_SMALL_BATCH 6   /* fewer tokens than this run row by row, not in tiles */
-#define KS_RS_RR (KS_VNNI ? 4 : 2)  /* row-split rows per pass for one token (see rs_rows) */
+#define KS_RS_RR (KS_VNNI ? 4 : 2)  /* row-split rows per pass for one token (rs_rows4 with
+                                       VNNI, rs_rows otherwise) */
 
 /* A range's first KS_DEC_PF bytes, which the running prefetch never covers, are requested
  * all at once: otherwise each chunk of rows starts with a string of demand misses while
@@ -511,7 +512,8 @@ gemv32_rows(enum ggml_type wt, int nt, int rr, const uint8_t *row, size_t rstep,
  * activation loads. Streaming 4096-element Q5_0 rows from memory on one Zen 5 core: 18-21
  * GB/s one row at a time, 22-26 two (TinyLlama-1.1B Q4_0 tg64 54.6 -> 71.4 tok/s); four
  * (512-bit tables only: the 256-bit one has 16 vector registers) on 576-element rows in L2:
- * 13.0 -> 11.6 ns per row. sc holds rr * nt * nb floats. */
+ * 13.0 -> 11.6 ns per row, since done by rs_rows4 below (10.2 ns), so with VNNI this loop
+ * runs one row per pass, for batches of tokens. sc holds rr * nt * nb floats. */
 KS_INLINE void
 rs_rows(enum ggml_type wt, int nt, int rr, const uint8_t *const *rows, int nb,
         const uint8_t *x, size_t xrb, float *const *outs, size_t ld, const __m256i *base,
@@ -700,7 +702,8 @@ rs_rows4(enum ggml_type wt, const uint8_t *row, size_t wrb, int nb, float *out, 
  * weight block is decoded once for all tokens, and per token the operations are exactly the
  * single-token ones, so a token gets the same bits in any batch. One token goes two rows per
  * pass, or KS_RS_RR row-split ones (independent multiply-add chains; a short last group
- * repeats its last row, computed again into the same output); several tokens already give
+ * repeats its last row, computed again into the same output, or with VNNI overlaps the group
+ * before, as rs_rows4 takes four rows by stride); several tokens already give
  * each row one chain per token and go row by row, which also keeps the number of loop bodies
  * the compiler emits in check. base and xd hold nt * nb entries, sc (row-split only)
  * KS_RS_RR * nt * nb. */
