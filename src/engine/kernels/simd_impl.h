@@ -519,7 +519,7 @@ rs_rows(enum ggml_type wt, int nt, int rr, const uint8_t *const *rows, int nb,
         const uint8_t *x, size_t xrb, float *const *outs, size_t ld, const __m256i *base,
         const float *xd, const uint8_t *x32, float *sc)
 {
-    enum { TMAX = KS_SMALL_BATCH - 1, RR = KS_RS_RR };
+    enum { TMAX = KS_SMALL_BATCH - 1, RR = KS_VNNI ? 1 : KS_RS_RR };  /* VNNI: rs_rows4 */
     const uint8_t *row = rows[0];
     const size_t qoff = q_rs_qs_off(wt, nb), hoff = 2 * (size_t)nb;
     const size_t bpb = (size_t)blk32_bytes(wt);  /* the prefetch sweeps the rows' bytes evenly */
@@ -729,7 +729,7 @@ gemv32_t(enum ggml_type wt, int nt, const uint8_t *w, size_t wrb, int nb, int r0
             return;
         }
 #endif
-        const int rr = nt == 1 ? KS_RS_RR : 1;
+        const int rr = nt == 1 && !KS_VNNI ? KS_RS_RR : 1;
         for (int r = r0; r < r1; r += rr) {
             const uint8_t *rows[KS_RS_RR];
             float *outs[KS_RS_RR];
