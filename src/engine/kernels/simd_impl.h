@@ -1872,9 +1872,14 @@ round_f16_ps(__m256 x)
  * are too. Why three: expf is a call, and every vector register is caller-saved, so calling it
  * in the middle of the vector work spilled and reloaded the query and accumulator state per
  * position and row, and the running max and sum went through memory. Measured on one Zen 5
- * core, 3 query rows of 64 against cache-resident rows: 36 -> 25 ns per position. The cache
- * rows are prefetched KS_ATT_PF positions ahead: at decode they come from memory, evicted by
- * the weights' stream since the last step. */
+ * core, 3 query rows of 64 against cache-resident rows: 36 -> 25 ns per position. At decode
+ * the cache rows come from memory, evicted by the weights' stream since the last step: the
+ * score pass requests keys KS_ATT_PF positions ahead and, at each position, that position's
+ * value row, so the whole block's values are on their way before the value pass starts
+ * (requested KS_ATT_PF ahead inside the value pass instead, a block's first KS_ATT_PF rows
+ * missed every time; SmolLM2-135M, 3 KV heads at 48-63 positions: 6.9 -> 5.8 us a layer).
+ * The first rows of a head still wait on memory: decode prefetches them with the q/k/v
+ * weights (forward.c, prefetch_kv). */
 #define KS_ATT_BLK 64
 #define KS_ATT_PF 16
 
@@ -1966,6 +1971,7 @@ attn_f16_regs(int nv16, const float *q, const uint16_t *k, const uint16_t *v, si
             const uint16_t *kp = k + (size_t)(p0 + p) * kv_stride;
             if (p0 + p + KS_ATT_PF < n_pos)
                 attn_prefetch_row(kp + KS_ATT_PF * kv_stride, 8 * nv);
+            attn_prefetch_row(v + (size_t)(p0 + p) * kv_stride, 8 * nv);
             __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
 #pragma GCC unroll 16
             for (int i = 0; i < nv; i += 2) {
@@ -1980,8 +1986,6 @@ attn_f16_regs(int nv16, const float *q, const uint16_t *k, const uint16_t *v, si
         attn_softmax_rows(1, &sc, np, &m, &sum, &ms, &vs);
         for (int p = 0; p < np; p++) {
             const uint16_t *vp = v + (size_t)(p0 + p) * kv_stride;
-            if (p0 + p + KS_ATT_PF < n_pos)
-                attn_prefetch_row(vp + KS_ATT_PF * kv_stride, 8 * nv);
             if (ms[p] != 1.0f) {
                 __m256 mv = _mm256_set1_ps(ms[p]);
 #pragma GCC unroll 16
@@ -2040,6 +2044,7 @@ attn_f16_zmm(int nz, int g, const float *q, const uint16_t *k, const uint16_t *v
             const uint16_t *kp = k + (size_t)(p0 + p) * kv_stride;
             if (p0 + p + KS_ATT_PF < n_pos)
                 attn_prefetch_row(kp + KS_ATT_PF * kv_stride, hd);
+            attn_prefetch_row(v + (size_t)(p0 + p) * kv_stride, hd);
             __m512 kv[NZ];
 #pragma GCC unroll 8
             for (int i = 0; i < nz; i++)
@@ -2057,8 +2062,6 @@ attn_f16_zmm(int nz, int g, const float *q, const uint16_t *k, const uint16_t *v
         attn_softmax_rows(g, sc, np, m, sum, ms, vs);
         for (int p = 0; p < np; p++) {
             const uint16_t *vp = v + (size_t)(p0 + p) * kv_stride;
-            if (p0 + p + KS_ATT_PF < n_pos)
-                attn_prefetch_row(vp + KS_ATT_PF * kv_stride, hd);
 #pragma GCC unroll 4
             for (int r = 0; r < g; r++)
                 if (ms[r][p] != 1.0f) {
