@@ -140,18 +140,46 @@ struct mm_job {
  * next norm's weights) while the others finish and the serial steps between matmuls run,
  * instead of leaving memory idle and starting the next matmul with a burst of misses.
  * A share is one word, front << 32 | back, so owner and thieves meet in one compare-exchange. */
-#define MM_OWN_MIN 256          /* rows an owner takes at least per claim (half what is left) */
+#define MM_OWN_STEALS 2         /* an owner takes half what is left, at least this many
+                                 * thieves' claims: a fixed 256 rows took a small share's
+                                 * tail in one claim and left nothing to steal */
 #define MM_STEAL_BYTES (32 << 10) /* weight bytes a thief takes per claim */
 #define MM_SPLIT_MAX_TOK 6      /* batches below this use the shares (the gemv paths) */
 #define MM_NEXT_PF (64 << 10)   /* bytes of its next share a thread prefetches */
 #define MM_NEXT_PF_ATT (512 << 10) /* the same before Wo: attention runs in between */
 
-/* Thread ith's share of total rows: 16-row aligned bounds, the last one ends at total. */
-static void
-mm_share_bounds(int total, int ith, int nth, int *lo, int *hi)
+/* Row index where the group's first `want` weight bytes end, rounded down to 16 rows. */
+static int
+mm_row_at_bytes(const struct model_tensor *const *w, int n_mats, size_t want)
 {
-    *lo = (int)((long long)total * ith / nth) / 16 * 16;
-    *hi = ith == nth - 1 ? total : (int)((long long)total * (ith + 1) / nth) / 16 * 16;
+    int base = 0;
+    for (int i = 0; i < n_mats; i++) {
+        size_t bytes = (size_t)w[i]->ne1 * w[i]->row_bytes;
+        if (want < bytes)
+            return (base + (int)(want / w[i]->row_bytes)) / 16 * 16;
+        want -= bytes;
+        base += (int)w[i]->ne1;
+    }
+    return base;
+}
+
+/* Thread ith's share of the group's concatenated rows: equal weight bytes, not equal rows (a
+ * group can mix types: SmolLM2's Q4_K_M file has Q5_0 Wq and Wk beside a Q8_0 Wv, and equal
+ * rows gave one thread a fifth more bytes); bounds 16-row aligned, the last share ends at the
+ * group's last row. */
+static void
+mm_share_bounds(const struct model_tensor *const *w, int n_mats, int ith, int nth, int *lo,
+                int *hi)
+{
+    size_t total = 0;
+    int rows = 0;
+    for (int i = 0; i < n_mats; i++) {
+        total += (size_t)w[i]->ne1 * w[i]->row_bytes;
+        rows += (int)w[i]->ne1;
+    }
+    size_t per = total / (size_t)nth;
+    *lo = mm_row_at_bytes(w, n_mats, per * (size_t)ith);
+    *hi = ith == nth - 1 ? rows : mm_row_at_bytes(w, n_mats, per * (size_t)(ith + 1));
 }
 
 static bool
@@ -163,8 +191,8 @@ mm_take(struct mm_share *sh, bool own, int steal_rows, int *lo, int *hi)
         if (f >= b)
             return false;
         int c = own ? (b - f) / 2 : steal_rows;
-        if (own && c < MM_OWN_MIN)
-            c = MM_OWN_MIN;
+        if (own && c < MM_OWN_STEALS * steal_rows)
+            c = MM_OWN_STEALS * steal_rows;
         c = c < b - f ? c : b - f;
         unsigned long long nx = own ? (unsigned long long)(f + c) << 32 | (unsigned)b
                                     : (unsigned long long)f << 32 | (unsigned)(b - c);
@@ -208,11 +236,8 @@ mm_prefetch_next(const struct mm_next *nx, int ith, int nth)
 {
     if (ith == 0 && nx->side)
         prefetch_bytes(nx->side, nx->side_bytes);
-    int total = 0;
-    for (int i = 0; i < nx->n_mats; i++)
-        total += (int)nx->w[i]->ne1;
     int lo, hi;
-    mm_share_bounds(total, ith, nth, &lo, &hi);
+    mm_share_bounds(nx->w, nx->n_mats, ith, nth, &lo, &hi);
     size_t left = nx->bytes;
     int base = 0;
     for (int i = 0; i < nx->n_mats && lo < hi && left > 0; i++) {
@@ -463,7 +488,7 @@ matmul_kv(struct engine *en, int n_mats, const struct model_tensor **w, const fl
         j.next = next;
         for (int t = 0; t < nth; t++) {
             int lo, hi;
-            mm_share_bounds(j.total_rows, t, nth, &lo, &hi);
+            mm_share_bounds(j.w, n_mats, t, nth, &lo, &hi);
             atomic_store_explicit(&j.share[t].fb, (unsigned long long)lo << 32 | (unsigned)hi,
                                   memory_order_relaxed);
         }
