@@ -130,6 +130,54 @@ tok_merge_rank(const struct tokenizer *t, const char *l, size_t ln, const char *
     }
 }
 
+static bool
+tok_pair_before(const struct tok_pair *a, const struct tok_pair *b)
+{
+    if (a->key != b->key)
+        return a->key < b->key;
+    return a->left < b->left;
+}
+
+void
+tok_heap_push(struct tok_heap *h, struct tok_pair p)
+{
+    if (h->n == h->cap) {
+        h->cap = h->cap ? h->cap * 2 : 64;
+        h->v = xrealloc(h->v, h->cap * sizeof(*h->v));
+    }
+    size_t i = h->n++;
+    while (i > 0) {
+        size_t up = (i - 1) / 2;
+        if (!tok_pair_before(&p, &h->v[up]))
+            break;
+        h->v[i] = h->v[up];
+        i = up;
+    }
+    h->v[i] = p;
+}
+
+struct tok_pair
+tok_heap_pop(struct tok_heap *h)
+{
+    struct tok_pair top = h->v[0];
+    struct tok_pair last = h->v[--h->n];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= h->n)
+            break;
+        if (c + 1 < h->n && tok_pair_before(&h->v[c + 1], &h->v[c]))
+            c++;
+        if (!tok_pair_before(&h->v[c], &last))
+            break;
+        h->v[i] = h->v[c];
+        i = c;
+    }
+    if (h->n > 0)
+        h->v[i] = last;
+    return top;
+}
+
 /* ===== loading ================================================================================ */
 
 /* Optional token-id key: kept at the default when absent or out of range (llama.cpp warns and

@@ -238,89 +238,27 @@ struct bpe_sym {
     uint32_t n;   /* bytes; 0 once merged away */
 };
 
-struct bpe_pair {
-    int32_t left; /* symbol indices */
-    int32_t right;
-    int32_t rank;    /* merge rank: lower first */
-    uint32_t left_n; /* the sizes the pair was made with: a pair is stale once they change */
-    uint32_t right_n;
-};
-
-struct bpe_heap {
-    struct bpe_pair *v; /* owned */
-    size_t n;           /* pairs stored, a binary min-heap by (rank, left) */
-    size_t cap;         /* pairs allocated */
-};
-
-static bool
-bpe_pair_before(const struct bpe_pair *a, const struct bpe_pair *b)
-{
-    if (a->rank != b->rank)
-        return a->rank < b->rank;
-    return a->left < b->left;
-}
-
-static void
-bpe_heap_push(struct bpe_heap *h, struct bpe_pair p)
-{
-    if (h->n == h->cap) {
-        h->cap = h->cap ? h->cap * 2 : 64;
-        h->v = xrealloc(h->v, h->cap * sizeof(*h->v));
-    }
-    size_t i = h->n++;
-    while (i > 0) {
-        size_t up = (i - 1) / 2;
-        if (!bpe_pair_before(&p, &h->v[up]))
-            break;
-        h->v[i] = h->v[up];
-        i = up;
-    }
-    h->v[i] = p;
-}
-
-static struct bpe_pair
-bpe_heap_pop(struct bpe_heap *h)
-{
-    struct bpe_pair top = h->v[0];
-    struct bpe_pair last = h->v[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= h->n)
-            break;
-        if (c + 1 < h->n && bpe_pair_before(&h->v[c + 1], &h->v[c]))
-            c++;
-        if (!bpe_pair_before(&h->v[c], &last))
-            break;
-        h->v[i] = h->v[c];
-        i = c;
-    }
-    if (h->n > 0)
-        h->v[i] = last;
-    return top;
-}
-
 /* Scratch reused across the pieces of one encode call. */
 struct bpe_work {
     char *word;           /* owned: the byte-level encoded piece */
     size_t word_cap;      /* bytes allocated for word */
     struct bpe_sym *sym;  /* owned: one symbol per character of word */
     size_t sym_cap;       /* symbols allocated */
-    struct bpe_heap heap; /* candidate pairs of the current piece */
+    struct tok_heap heap;  /* candidate pairs of the current piece */
 };
 
 static void
 bpe_try_pair(const struct tokenizer *t, const char *w, const struct bpe_sym *sym, int32_t l,
-             int32_t r, struct bpe_heap *h)
+             int32_t r, struct tok_heap *h)
 {
     if (l < 0 || r < 0)
         return;
     int32_t rank = tok_merge_rank(t, w + sym[l].off, sym[l].n, w + sym[r].off, sym[r].n);
     if (rank < 0)
         return;
-    struct bpe_pair p = {
-        .left = l, .right = r, .rank = rank, .left_n = sym[l].n, .right_n = sym[r].n};
-    bpe_heap_push(h, p);
+    struct tok_pair p = {
+        .left = l, .right = r, .key = rank, .n_left = sym[l].n, .n_right = sym[r].n};
+    tok_heap_push(h, p);
 }
 
 static void
@@ -383,9 +321,9 @@ bpe_word(const struct tokenizer *t, const unsigned char *piece, size_t n, struct
     for (int32_t i = 1; i < nsym; i++)
         bpe_try_pair(t, w->word, sym, i - 1, i, &w->heap);
     while (w->heap.n > 0) {
-        struct bpe_pair p = bpe_heap_pop(&w->heap);
+        struct tok_pair p = tok_heap_pop(&w->heap);
         struct bpe_sym *l = &sym[p.left], *r = &sym[p.right];
-        if (l->n == 0 || r->n == 0 || l->n != p.left_n || r->n != p.right_n)
+        if (l->n == 0 || r->n == 0 || l->n != p.n_left || r->n != p.n_right)
             continue; /* stale */
         l->n += r->n;
         r->n = 0;

@@ -92,6 +92,29 @@ int32_t tok_lookup(const struct tokenizer *t, const char *s, size_t n);
 /* Merge rank of the pair (left, right); -1 when not a merge. */
 int32_t tok_merge_rank(const struct tokenizer *t, const char *l, size_t ln, const char *r,
                        size_t rn);
+
+/* A candidate merge of two adjacent symbols, as both merging encoders (SPM, BPE) keep them: a
+ * binary heap takes the lowest key first (BPE: the merge rank; SPM: minus the score of the
+ * token the pair would form), the leftmost pair among equal keys. n_left and n_right are the
+ * symbols' sizes when the pair was made: sizes only grow by merging, so a pair whose symbols
+ * no longer have them is stale and is skipped when popped. */
+struct tok_pair {
+    int32_t left;  /* symbol indices */
+    int32_t right;
+    double key;    /* lower first; exact for every int32 rank and float score */
+    uint32_t n_left;
+    uint32_t n_right;
+};
+
+struct tok_heap {
+    struct tok_pair *v; /* owned */
+    size_t n;           /* pairs stored */
+    size_t cap;         /* pairs allocated */
+};
+
+void tok_heap_push(struct tok_heap *h, struct tok_pair p);
+/* The first pair; h->n > 0. */
+struct tok_pair tok_heap_pop(struct tok_heap *h);
 /* Length of the UTF-8 sequence a lead byte announces, llama.cpp's rule (stray continuation
  * bytes count as 1). */
 static inline size_t

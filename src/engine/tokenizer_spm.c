@@ -19,73 +19,11 @@ struct spm_sym {
     uint32_t n;   /* bytes; 0 once merged into its left neighbour */
 };
 
-struct spm_pair {
-    int32_t left; /* symbol indices */
-    int32_t right;
-    float score;   /* score of the token the pair would form */
-    uint32_t size; /* bytes of that token: a pair is stale when the symbols changed size */
-};
-
-struct spm_heap {
-    struct spm_pair *v; /* owned */
-    size_t n;           /* pairs stored, a binary max-heap by (score, -left) */
-    size_t cap;         /* pairs allocated */
-};
-
-/* true when a should be merged before b */
-static bool
-spm_pair_before(const struct spm_pair *a, const struct spm_pair *b)
-{
-    if (a->score != b->score)
-        return a->score > b->score;
-    return a->left < b->left;
-}
-
-static void
-spm_heap_push(struct spm_heap *h, struct spm_pair p)
-{
-    if (h->n == h->cap) {
-        h->cap = h->cap ? h->cap * 2 : 64;
-        h->v = xrealloc(h->v, h->cap * sizeof(*h->v));
-    }
-    size_t i = h->n++;
-    while (i > 0) {
-        size_t up = (i - 1) / 2;
-        if (!spm_pair_before(&p, &h->v[up]))
-            break;
-        h->v[i] = h->v[up];
-        i = up;
-    }
-    h->v[i] = p;
-}
-
-static struct spm_pair
-spm_heap_pop(struct spm_heap *h)
-{
-    struct spm_pair top = h->v[0];
-    struct spm_pair last = h->v[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= h->n)
-            break;
-        if (c + 1 < h->n && spm_pair_before(&h->v[c + 1], &h->v[c]))
-            c++;
-        if (!spm_pair_before(&h->v[c], &last))
-            break;
-        h->v[i] = h->v[c];
-        i = c;
-    }
-    if (h->n > 0)
-        h->v[i] = last;
-    return top;
-}
-
 /* ===== pair candidates and byte fallback ====================================================== */
 
 static void
 spm_try_pair(const struct tokenizer *t, const char *s, const struct spm_sym *sym, int32_t l,
-             int32_t r, struct spm_heap *h)
+             int32_t r, struct tok_heap *h)
 {
     if (l < 0 || r < 0)
         return;
@@ -93,8 +31,9 @@ spm_try_pair(const struct tokenizer *t, const char *s, const struct spm_sym *sym
     int32_t id = tok_lookup(t, s + sym[l].off, size);
     if (id == TOKENIZER_NULL)
         return;
-    struct spm_pair p = {.left = l, .right = r, .score = t->tok[id].score, .size = size};
-    spm_heap_push(h, p);
+    struct tok_pair p = {.left = l, .right = r, .key = -(double)t->tok[id].score,
+                         .n_left = sym[l].n, .n_right = sym[r].n};
+    tok_heap_push(h, p);
 }
 
 /* A byte with no token of its own: <0xAB>, else the one-byte string, else <unk>. */
@@ -199,7 +138,7 @@ tok_spm_setup(struct tokenizer *t)
 /* Merge the symbols of one piece (sym[0..nsym), offsets into s) and emit their tokens. */
 static void
 spm_piece(const struct tokenizer *t, const char *s, struct spm_sym *sym, int32_t nsym,
-          struct spm_heap *heap, struct tok_ids *out)
+          struct tok_heap *heap, struct tok_ids *out)
 {
     for (int32_t i = 0; i < nsym; i++) {
         sym[i].prev = i - 1;
@@ -210,9 +149,9 @@ spm_piece(const struct tokenizer *t, const char *s, struct spm_sym *sym, int32_t
         spm_try_pair(t, s, sym, i - 1, i, heap);
 
     while (heap->n > 0) {
-        struct spm_pair p = spm_heap_pop(heap);
+        struct tok_pair p = tok_heap_pop(heap);
         struct spm_sym *l = &sym[p.left], *r = &sym[p.right];
-        if (l->n == 0 || r->n == 0 || l->n + r->n != p.size)
+        if (l->n == 0 || r->n == 0 || l->n != p.n_left || r->n != p.n_right)
             continue; /* stale: one side was merged elsewhere since */
         l->n += r->n;
         r->n = 0;
@@ -246,7 +185,7 @@ tok_spm_encode(const struct tokenizer *t, const char *s, size_t n, struct tok_id
     /* n is bounded by tokenizer_encode, so n symbols always fit in int32_t */
     struct spm_sym *sym = xmalloc(n * sizeof(*sym));
     uint32_t *key = xmalloc(n * sizeof(*key));
-    struct spm_heap heap = {0};
+    struct tok_heap heap = {0};
     int32_t nsym = 0;
     for (size_t off = 0; off < n;) {
         size_t len = tok_utf8_len((unsigned char)s[off]);
