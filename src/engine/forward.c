@@ -697,16 +697,16 @@ attention_worker(void *arg, int ith, int nth)
 }
 
 /* Heads per item: up to 4 of a KV group share one pass over its keys and values (their
- * dependency chains overlap in the kernel). Per pass the count is the one whose slowest
- * thread -- ceil(items / nth) passes, nth the threads that will run them -- finishes first,
- * with a pass costing ATT_PASS_COST rows more than its rows: in cache one pass of 1, 2, 3,
- * 4 rows of 64 over 56 positions takes 528, 726, 1068, 1321 ns (a pass ~1 row), and at
- * decode each pass also waits on memory for the head's keys and values, evicted since the
- * last step (SmolLM2-135M, 3 KV heads at 48-63 positions: 5.4 us a layer against 3.3 with
- * them in cache, ~2.5 rows a pass more). The rule before, passes small enough for two items
- * per thread, split SmolLM2's three 3-head groups on two threads into passes of 2 + 1
- * heads, so both threads read every KV head; whole-group passes: decode x1.004, x1.004,
- * x1.005 (three runs switching rules token by token, median per-token times). */
+ * dependency chains overlap in the kernel). The count taken is the one whose slowest thread
+ * -- ceil(items / nth) passes, nth the threads that will run them -- finishes first, with a
+ * pass costing ATT_PASS_COST rows more than its rows: in cache one pass of 1, 2, 3, 4 rows of
+ * 64 over 56 positions takes 528, 726, 1068, 1321 ns (a pass ~1 row), and at decode each
+ * pass also waits on memory for the head's keys and values, evicted since the last step
+ * (SmolLM2-135M, 3 KV heads at 48-63 positions: 5.4 us a layer against 3.3 with them in
+ * cache, ~2.5 rows a pass more). The rule before, passes small enough for two items per
+ * thread, split SmolLM2's three 3-head groups on two threads into passes of 2 + 1 heads, so
+ * both threads read every KV head; whole-group passes: decode x1.004, x1.004, x1.005 (three
+ * runs switching rules token by token, median per-token times). */
 #define ATT_MAX_HEADS_PER_ITEM 4
 #define ATT_PASS_COST 3   /* a pass's own cost, in rows */
 
