@@ -319,8 +319,10 @@ small_batch_equals_single_tokens(void **state)
 
 /* Decode (1-5 tokens) over the 32-element block types gives the same bits in the AVX2 and
  * AVX-512 tables: both keep ggml's per-block order (integer block sums, then one multiply-add
- * per block in block order), the AVX-512 one two blocks per 512-bit step. Rows of 1, 3, 19
- * and 65 blocks (odd counts leave a single-block tail). */
+ * per block in block order), the AVX-512 one two blocks per 512-bit step (one token's
+ * row-split rows four at a time). Rows of 1, 3, 19 and 65 blocks (odd counts leave a
+ * single-block tail), in row ranges of whole groups of four, fewer than four and a short last
+ * group. */
 static void
 decode_32_blocks_same_bits_in_simd_tables(void **state)
 {
@@ -346,15 +348,18 @@ decode_32_blocks_same_bits_in_simd_tables(void **state)
             fill_acts(x, n * MAXT, &s);
             for (int t = 0; t < MAXT; t++)
                 a->quantize_row(at, x + (size_t)t * n, xq + t * xrow, n);
-            for (int nt = 1; nt <= MAXT; nt++) {
-                memset(oa, 0, sizeof(float) * ROWS * MAXT);
-                memset(ob, 0, sizeof(float) * ROWS * MAXT);
-                a->gemm(wt, w, wrow, n, 1, ROWS, xq, nt, oa, ROWS);
-                b->gemm(wt, w, wrow, n, 1, ROWS, xq, nt, ob, ROWS);
-                if (memcmp(oa, ob, sizeof(float) * ROWS * (size_t)nt) != 0)
-                    fail_msg("%s n %d, %d tokens: avx2 and avx512 decode differ",
-                             ggml_type_name(wt), n, nt);
-            }
+            /* row ranges: groups of four, fewer than four, a short last group */
+            static const int ranges[][2] = { {1, ROWS}, {1, 4}, {2, ROWS} };
+            for (int nt = 1; nt <= MAXT; nt++)
+                for (size_t ri = 0; ri < sizeof ranges / sizeof ranges[0]; ri++) {
+                    memset(oa, 0, sizeof(float) * ROWS * MAXT);
+                    memset(ob, 0, sizeof(float) * ROWS * MAXT);
+                    a->gemm(wt, w, wrow, n, ranges[ri][0], ranges[ri][1], xq, nt, oa, ROWS);
+                    b->gemm(wt, w, wrow, n, ranges[ri][0], ranges[ri][1], xq, nt, ob, ROWS);
+                    if (memcmp(oa, ob, sizeof(float) * ROWS * (size_t)nt) != 0)
+                        fail_msg("%s n %d, %d tokens, rows %d-%d: avx2 and avx512 decode differ",
+                                 ggml_type_name(wt), n, nt, ranges[ri][0], ranges[ri][1]);
+                }
             free(w);
             free(xq);
             free(x);
