@@ -71,7 +71,8 @@ huge_alloc(size_t n)
 static const char *
 type_name(enum ggml_type t)
 {
-    return t == KERN_TYPE_Q4_0_RS ? "Q4_0rs" : t == KERN_TYPE_Q5_0_RS ? "Q5_0rs" : ggml_type_name(t);
+    return t == KERN_TYPE_Q4_0_RS ? "Q4_0rs" : t == KERN_TYPE_Q5_0_RS ? "Q5_0rs"
+         : t == KERN_TYPE_Q8_0_RS ? "Q8_0rs" : ggml_type_name(t);
 }
 
 static void *
@@ -184,7 +185,7 @@ main(int argc, char **argv)
     static const enum ggml_type types[] = {
         GGML_TYPE_Q8_0, GGML_TYPE_Q4_K, GGML_TYPE_Q6_K, GGML_TYPE_Q5_K, GGML_TYPE_Q4_0,
         GGML_TYPE_Q4_1, GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_F16, GGML_TYPE_BF16,
-        GGML_TYPE_F32, KERN_TYPE_Q4_0_RS, KERN_TYPE_Q5_0_RS,
+        GGML_TYPE_F32, KERN_TYPE_Q4_0_RS, KERN_TYPE_Q5_0_RS, KERN_TYPE_Q8_0_RS,
     };
     static const char *tables[] = { "avx512", "avx2", "ref" };
     const int n = 4096, dec_bytes_target = 96 << 20, pf_rows = 512, pf_tok = 64, tl_tok = 512;

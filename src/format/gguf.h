@@ -38,9 +38,9 @@ enum ggml_type {
     GGML_TYPE_BF16 = 30, GGML_TYPE_TQ1_0 = 34, GGML_TYPE_TQ2_0 = 35,
     GGML_TYPE_COUNT = 40,
     /* Not GGUF types and never read from a file (every table here is sized GGML_TYPE_COUNT):
-     * the engine's in-memory row-split layouts of Q4_0 and Q5_0 weight rows, which model load
-     * repacks matrices into (engine/kernels/quant.h, model_repack). */
-    KERN_TYPE_Q4_0_RS = 64, KERN_TYPE_Q5_0_RS = 65
+     * the engine's in-memory row-split layouts of Q4_0, Q5_0 and Q8_0 weight rows, which model
+     * load repacks matrices into (engine/kernels/quant.h, model_repack). */
+    KERN_TYPE_Q4_0_RS = 64, KERN_TYPE_Q5_0_RS = 65, KERN_TYPE_Q8_0_RS = 66
 };
 
 struct gguf_str {

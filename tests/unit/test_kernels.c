@@ -22,7 +22,7 @@
 static const enum ggml_type all_types[] = {
     GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_BF16, GGML_TYPE_Q8_0, GGML_TYPE_Q4_0,
     GGML_TYPE_Q4_1, GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_Q4_K, GGML_TYPE_Q5_K,
-    GGML_TYPE_Q6_K, KERN_TYPE_Q4_0_RS, KERN_TYPE_Q5_0_RS,
+    GGML_TYPE_Q6_K, KERN_TYPE_Q4_0_RS, KERN_TYPE_Q5_0_RS, KERN_TYPE_Q8_0_RS,
 };
 #define N_TYPES (sizeof all_types / sizeof all_types[0])
 
@@ -279,7 +279,7 @@ small_batch_equals_single_tokens(void **state)
     static const enum ggml_type types[] = { GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q5_0,
                                             GGML_TYPE_Q5_1, GGML_TYPE_Q8_0, GGML_TYPE_Q4_K,
                                             GGML_TYPE_Q5_K, GGML_TYPE_Q6_K, KERN_TYPE_Q4_0_RS,
-                                            KERN_TYPE_Q5_0_RS };
+                                            KERN_TYPE_Q5_0_RS, KERN_TYPE_Q8_0_RS };
     uint64_t s = 77;
     enum { ROWS = 75, MAXT = 5 };
     for (size_t ni = 0; ni < 3; ni++) {
@@ -332,7 +332,7 @@ decode_32_blocks_same_bits_in_simd_tables(void **state)
         skip();
     static const enum ggml_type types[] = { GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q5_0,
                                             GGML_TYPE_Q5_1, GGML_TYPE_Q8_0, KERN_TYPE_Q4_0_RS,
-                                            KERN_TYPE_Q5_0_RS };
+                                            KERN_TYPE_Q5_0_RS, KERN_TYPE_Q8_0_RS };
     static const int ns[] = { 32, 96, 608, 2080 };  /* row-split: each + 32 (whole pairs) */
     uint64_t s = 91;
     enum { ROWS = 21, MAXT = 5 };
@@ -402,12 +402,12 @@ row_split_matches_gguf_bit_for_bit(void **state)
     }
 
     static const char *names[] = { "ref", "avx2", "avx512" };
-    static const enum ggml_type base[] = { GGML_TYPE_Q4_0, GGML_TYPE_Q5_0 };
+    static const enum ggml_type base[] = { GGML_TYPE_Q4_0, GGML_TYPE_Q5_0, GGML_TYPE_Q8_0 };
     static const int ns[] = { 64, 576, 2176 };
     static const int toks[] = { 1, 2, 5, 8, 17, 64 };
     enum { ROWS = 37, MAXT = 64 };
     uint64_t s = 5;
-    for (size_t bi = 0; bi < 2; bi++)
+    for (size_t bi = 0; bi < sizeof base / sizeof base[0]; bi++)
         for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
             enum ggml_type gt = base[bi], rt = kern_rs_type(gt), at = kern_act_type(gt);
             int n = ns[ni], nb = n / 32;
@@ -424,7 +424,7 @@ row_split_matches_gguf_bit_for_bit(void **state)
             for (int r = 0; r < ROWS; r++) {
                 kern_rs_pack_row(gt, wg + r * wrow, wr + r * wrow, n);
                 for (int b = 0; b < nb; b++) {
-                    uint8_t back[sizeof(struct blk_q5_0)];
+                    uint8_t back[sizeof(struct blk_q8_0)];
                     q_rs_block(rt, wr + r * wrow, nb, b, back);
                     assert_memory_equal(back, wg + r * wrow + (size_t)b * kern_block_bytes(gt),
                                         (size_t)kern_block_bytes(gt));

@@ -357,7 +357,7 @@ decode_logits_do_not_depend_on_threads(void **state)
     }
 }
 
-/* model_repack rewrites the Q4_0 and Q5_0 matrices into the kernels' row-split layout, in
+/* model_repack rewrites the Q4_0, Q5_0 and (short-row) Q8_0 matrices into the kernels' row-split layout, in
  * the huge-page copy and in a file mapping's (then copy-on-write) pages alike: each eligible
  * matrix is retyped, the file itself is untouched, and the logits of a prompt (tiled
  * prefill), a 3-token batch and decode steps are bit for bit those of the GGUF layout. */
@@ -365,7 +365,8 @@ static void
 repacked_weights_give_the_same_logits(void **state)
 {
     (void)state;
-    static const char *names[] = {"llama-k-small-q4_0", "llama-k-small-q5_0"};
+    static const char *names[] = {"llama-k-small-q4_0", "llama-k-small-q5_0",
+                                  "llama-k-small-q8_0"};
     enum { NP = 70, NG = 4 };
     for (size_t mi = 0; mi < sizeof names / sizeof names[0]; mi++)
         for (int copy = 0; copy < 2; copy++) {

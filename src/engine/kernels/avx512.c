@@ -69,7 +69,7 @@ tl_rec_bytes(enum ggml_type wt)
 static int
 avx512_tiled_min_tok(enum ggml_type wt)
 {
-    return wt == GGML_TYPE_Q8_0 ? 6 : 12;
+    return is_q8(wt) ? 6 : 12;
 }
 
 static size_t
@@ -179,6 +179,8 @@ tl_chunk_codes(enum ggml_type wt, const uint8_t *row, int nch, int c)
     switch (wt) {
     case GGML_TYPE_Q8_0:
         return load256(row + (size_t)c * sizeof(struct blk_q8_0) + 2);
+    case KERN_TYPE_Q8_0_RS:
+        return load256(row + q_rs_qs_off(wt, nch) + 32 * (size_t)c);
     case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: case GGML_TYPE_Q6_K:
         return codes_k(wt, row + (size_t)(c / 8) * (size_t)blkk_bytes(wt), c % 8);
     default: {
@@ -251,11 +253,11 @@ tl_pack_group(enum ggml_type wt, const uint8_t *w, size_t wrb, int n, int r, int
             if (l < valid) {
                 u[l] = tl_chunk_codes(wt, w + (size_t)(r + l) * wrb, nch, c);
             } else {
-                u[l] = wt == GGML_TYPE_Q8_0 ? _mm256_set1_epi8((char)0x80)  /* 0 after +128 */
-                                            : _mm256_setzero_si256();
+                u[l] = is_q8(wt) ? _mm256_set1_epi8((char)0x80)  /* 0 after +128 */
+                                 : _mm256_setzero_si256();
             }
         }
-        tl_transpose(u, dst + (size_t)c * stride, wt == GGML_TYPE_Q8_0);
+        tl_transpose(u, dst + (size_t)c * stride, is_q8(wt));
     }
 }
 

@@ -119,47 +119,54 @@ _Static_assert(sizeof(struct blk_q8_k) == 4 + QK_K + QK_K / 16 * 2, "q8_K block 
 
 /* ===== Row-split layouts (in memory only) =============================================
  *
- * A GGUF Q4_0/Q5_0 row interleaves, block after block, a half scale, (Q5_0) four bytes of
- * fifth bits and 16 nibble bytes, so a decoder converts and broadcasts one half per block and
- * finds the nibbles at a 18/22-byte stride. Model load (model_repack) rewrites rows with an
- * even number of blocks nb into the same number of bytes grouped by kind, types
- * KERN_TYPE_Q4_0_RS and KERN_TYPE_Q5_0_RS:
+ * A GGUF Q4_0/Q5_0/Q8_0 row interleaves, block after block, a half scale, (Q5_0) four bytes
+ * of fifth bits and 16 nibble bytes (Q8_0: 32 int8), so a decoder converts and broadcasts one
+ * half per block and finds the codes at a 18/22/34-byte stride. Model load (model_repack)
+ * rewrites rows with an even number of blocks nb into the same number of bytes grouped by
+ * kind, types KERN_TYPE_Q4_0_RS, KERN_TYPE_Q5_0_RS and KERN_TYPE_Q8_0_RS:
  *   d   at 0:        nb halves, in block order
  *   qh  at 2*nb:     nb little-endian uint32, in block order (Q5_0 only)
- *   qs  after those: nb/2 pairs of 32 bytes; byte j of pair p holds the low four bits of
- *                    element j of block 2p in its low nibble, of block 2p+1 in its high one
- * A decoder then converts 16 scales with one instruction, and one 32-byte load, a shift and a
- * mask give two blocks' codes in element order. Every value -- so every integer block sum --
- * is the GGUF block's. */
+ *   qs  after those: Q4_0/Q5_0: nb/2 pairs of 32 bytes; byte j of pair p holds the low four
+ *                    bits of element j of block 2p in its low nibble, of block 2p+1 in its
+ *                    high one. Q8_0: nb blocks of 32 int8, in block order.
+ * A decoder then converts 16 scales with one instruction, and one 32-byte load (and for the
+ * nibbles a shift and a mask) gives two blocks' codes in element order (Q8_0: one 64-byte
+ * load). Every value -- so every integer block sum -- is the GGUF block's. */
 
 static inline bool
 q_is_rs(enum ggml_type t)
 {
-    return t == KERN_TYPE_Q4_0_RS || t == KERN_TYPE_Q5_0_RS;
+    return t == KERN_TYPE_Q4_0_RS || t == KERN_TYPE_Q5_0_RS || t == KERN_TYPE_Q8_0_RS;
 }
 
 /* The GGUF type a row-split type was packed from. */
 static inline enum ggml_type
 q_rs_base(enum ggml_type t)
 {
-    return t == KERN_TYPE_Q4_0_RS ? GGML_TYPE_Q4_0 : GGML_TYPE_Q5_0;
+    return t == KERN_TYPE_Q4_0_RS ? GGML_TYPE_Q4_0
+         : t == KERN_TYPE_Q5_0_RS ? GGML_TYPE_Q5_0
+                                  : GGML_TYPE_Q8_0;
 }
 
-/* Offset of the qs pairs in a row-split row of nb blocks. */
+/* Offset of the codes (qs) in a row-split row of nb blocks. */
 static inline size_t
 q_rs_qs_off(enum ggml_type t, int nb)
 {
     return (size_t)nb * (t == KERN_TYPE_Q5_0_RS ? 6u : 2u);
 }
 
-/* Block b of a row-split row of nb blocks, as the GGUF block it came from (struct blk_q4_0
- * or blk_q5_0 bytes at blk). */
+/* Block b of a row-split row of nb blocks, as the GGUF block it came from (struct blk_q4_0,
+ * blk_q5_0 or blk_q8_0 bytes at blk). */
 static inline void
 q_rs_block(enum ggml_type t, const uint8_t *row, int nb, int b, uint8_t *blk)
 {
+    memcpy(blk, row + 2 * (size_t)b, 2);
+    if (t == KERN_TYPE_Q8_0_RS) {
+        memcpy(blk + 2, row + q_rs_qs_off(t, nb) + 32 * (size_t)b, 32);
+        return;
+    }
     const uint8_t *pair = row + q_rs_qs_off(t, nb) + 32 * (size_t)(b / 2);
     int sh = 4 * (b & 1), o = 2;
-    memcpy(blk, row + 2 * (size_t)b, 2);
     if (t == KERN_TYPE_Q5_0_RS) {
         memcpy(blk + 2, row + 2 * (size_t)nb + 4 * (size_t)b, 4);
         o = 6;

@@ -176,7 +176,7 @@ ref_dequantize_row(enum ggml_type t, const void *src, float *dst, int n)
 {
     uint8_t u[QK_K];
     if (q_is_rs(t)) {  /* block by block, each rebuilt as GGUF's */
-        _Alignas(2) uint8_t rb[sizeof(struct blk_q5_0)];
+        _Alignas(2) uint8_t rb[sizeof(struct blk_q8_0)];
         for (int b = 0; b < n / 32; b++) {
             q_rs_block(t, src, n / 32, b, rb);
             ref_dequantize_row(q_rs_base(t), rb, dst + 32 * b, 32);
@@ -311,7 +311,7 @@ dot_x8_0(enum ggml_type wt, const void *w, const struct blk_q8_0 *x, int nb)
     const bool rs = q_is_rs(wt);  /* row-split: each block rebuilt as GGUF's first */
     const enum ggml_type bt = rs ? q_rs_base(wt) : wt;
     const size_t bb = (size_t)kern_block_bytes(bt);
-    _Alignas(2) uint8_t rb[sizeof(struct blk_q5_0)];
+    _Alignas(2) uint8_t rb[sizeof(struct blk_q8_0)];
     for (int i = 0; i < nb; i++) {
         int si;
         uint16_t hd;
@@ -440,6 +440,7 @@ dot_row(enum ggml_type wt, const void *w, const void *x, int n)
     case GGML_TYPE_Q8_0:
     case KERN_TYPE_Q4_0_RS:
     case KERN_TYPE_Q5_0_RS:
+    case KERN_TYPE_Q8_0_RS:
         return dot_x8_0(wt, w, x, n / 32);
     case GGML_TYPE_Q4_1:
     case GGML_TYPE_Q5_1:

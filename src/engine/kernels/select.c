@@ -22,7 +22,7 @@ kern_weight_supported(enum ggml_type wt)
     case GGML_TYPE_F32: case GGML_TYPE_F16: case GGML_TYPE_BF16:
     case GGML_TYPE_Q4_0: case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_0: case GGML_TYPE_Q5_1:
     case GGML_TYPE_Q8_0: case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: case GGML_TYPE_Q6_K:
-    case KERN_TYPE_Q4_0_RS: case KERN_TYPE_Q5_0_RS:
+    case KERN_TYPE_Q4_0_RS: case KERN_TYPE_Q5_0_RS: case KERN_TYPE_Q8_0_RS:
         return true;
     default:
         return false;
@@ -34,7 +34,7 @@ kern_act_type(enum ggml_type wt)
 {
     switch (wt) {
     case GGML_TYPE_Q4_0: case GGML_TYPE_Q5_0: case GGML_TYPE_Q8_0:
-    case KERN_TYPE_Q4_0_RS: case KERN_TYPE_Q5_0_RS:
+    case KERN_TYPE_Q4_0_RS: case KERN_TYPE_Q5_0_RS: case KERN_TYPE_Q8_0_RS:
         return GGML_TYPE_Q8_0;
     case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_1:
         return GGML_TYPE_Q8_1;
@@ -55,6 +55,7 @@ kern_block_elems(enum ggml_type t)
         return 1;
     case GGML_TYPE_Q4_0: case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_0: case GGML_TYPE_Q5_1:
     case GGML_TYPE_Q8_0: case GGML_TYPE_Q8_1: case KERN_TYPE_Q4_0_RS: case KERN_TYPE_Q5_0_RS:
+    case KERN_TYPE_Q8_0_RS:
         return 32;
     case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: case GGML_TYPE_Q6_K: case GGML_TYPE_Q8_K:
         return QK_K;
@@ -73,7 +74,7 @@ kern_block_bytes(enum ggml_type t)
     case GGML_TYPE_Q4_1: return sizeof(struct blk_q4_1);
     case GGML_TYPE_Q5_0: case KERN_TYPE_Q5_0_RS: return sizeof(struct blk_q5_0);
     case GGML_TYPE_Q5_1: return sizeof(struct blk_q5_1);
-    case GGML_TYPE_Q8_0: return sizeof(struct blk_q8_0);
+    case GGML_TYPE_Q8_0: case KERN_TYPE_Q8_0_RS: return sizeof(struct blk_q8_0);
     case GGML_TYPE_Q8_1: return sizeof(struct blk_q8_1);
     case GGML_TYPE_Q4_K: return sizeof(struct blk_q4_k);
     case GGML_TYPE_Q5_K: return sizeof(struct blk_q5_k);
@@ -98,7 +99,7 @@ kern_xsum_block(enum ggml_type wt)
     switch (wt) {
     case GGML_TYPE_Q4_0: case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_0: case GGML_TYPE_Q5_1:
     case GGML_TYPE_Q8_0: case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K:
-    case KERN_TYPE_Q4_0_RS: case KERN_TYPE_Q5_0_RS:
+    case KERN_TYPE_Q4_0_RS: case KERN_TYPE_Q5_0_RS: case KERN_TYPE_Q8_0_RS:
         return 32;
     case GGML_TYPE_Q6_K:
         return 16;
@@ -132,7 +133,16 @@ kern_rs_type(enum ggml_type t)
 {
     return t == GGML_TYPE_Q4_0 ? KERN_TYPE_Q4_0_RS
          : t == GGML_TYPE_Q5_0 ? KERN_TYPE_Q5_0_RS
+         : t == GGML_TYPE_Q8_0 ? KERN_TYPE_Q8_0_RS
                                : GGML_TYPE_COUNT;
+}
+
+bool
+kern_rs_pays(enum ggml_type t, int64_t n)
+{
+    if (kern_rs_type(t) == GGML_TYPE_COUNT || n <= 0 || n % 64 != 0 || n > INT32_MAX)
+        return false;
+    return t != GGML_TYPE_Q8_0 || 4 * kern_row_bytes(t, n) <= KERN_RS_Q8_0_MAX_GROUP;
 }
 
 void
@@ -142,6 +152,14 @@ kern_rs_pack_row(enum ggml_type t, const void *src, void *dst, int n)
     const int nb = n / 32, bb = kern_block_bytes(t), qh = rs == KERN_TYPE_Q5_0_RS;
     const uint8_t *s = src;
     uint8_t *d = dst, *pairs = d + q_rs_qs_off(rs, nb);
+    if (rs == KERN_TYPE_Q8_0_RS) {  /* the scales, then the blocks' codes as they are */
+        for (int b = 0; b < nb; b++) {
+            const uint8_t *blk = s + (size_t)b * (size_t)bb;
+            memcpy(d + 2 * (size_t)b, blk, 2);
+            memcpy(pairs + 32 * (size_t)b, blk + 2, 32);
+        }
+        return;
+    }
     for (int b = 0; b < nb; b++) {
         const uint8_t *blk = s + (size_t)b * (size_t)bb;
         const uint8_t *qs = blk + (qh ? 6 : 2);
@@ -290,7 +308,7 @@ self_check(const struct kern *k, struct al_err *e)
     static const enum ggml_type types[] = {
         GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_BF16, GGML_TYPE_Q8_0, GGML_TYPE_Q4_0,
         GGML_TYPE_Q4_1, GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_Q4_K, GGML_TYPE_Q5_K,
-        GGML_TYPE_Q6_K, KERN_TYPE_Q4_0_RS, KERN_TYPE_Q5_0_RS,
+        GGML_TYPE_Q6_K, KERN_TYPE_Q4_0_RS, KERN_TYPE_Q5_0_RS, KERN_TYPE_Q8_0_RS,
     };
     enum { N = 512, ROWS = 7, TOK = 5 };
     const struct kern *ref = &kern_table_ref;

@@ -158,7 +158,8 @@ offset32(enum ggml_type wt)
     switch (wt) {
     case GGML_TYPE_Q4_0: case KERN_TYPE_Q4_0_RS: return 8;
     case GGML_TYPE_Q5_0: case KERN_TYPE_Q5_0_RS: return 16;
-    case GGML_TYPE_Q8_0: return KS_VNNI ? 128 : 0;  /* AVX2 uses the sign trick instead */
+    case GGML_TYPE_Q8_0: case KERN_TYPE_Q8_0_RS:
+        return KS_VNNI ? 128 : 0;  /* AVX2 uses the sign trick instead */
     default: return 0;
     }
 }
@@ -173,6 +174,28 @@ blk32_bytes(enum ggml_type wt)
     case GGML_TYPE_Q5_1: return sizeof(struct blk_q5_1);
     default: return sizeof(struct blk_q8_0);
     }
+}
+
+/* Q8_0 weights in either layout (both take the same integer steps). */
+KS_INLINE bool
+is_q8(enum ggml_type wt)
+{
+    return wt == GGML_TYPE_Q8_0 || wt == KERN_TYPE_Q8_0_RS;
+}
+
+/* Q8_0 codes from 32 raw int8: with VNNI q + 128 as unsigned (offset32 takes the 128 back),
+ * otherwise |q| with q kept for the sign trick (_mm256_sign_epi8 moves q's signs onto the
+ * activations; |-128| is 128 as u8). */
+KS_INLINE void
+codes_q8(__m256i q, __m256i *u, __m256i *sgn)
+{
+#if KS_VNNI
+    *u = _mm256_xor_si256(q, _mm256_set1_epi8((char)0x80));
+    (void)sgn;
+#else
+    *u = _mm256_abs_epi8(q);
+    *sgn = q;
+#endif
 }
 
 /* Decode one block: codes (u8), the raw signed values for AVX2 Q8_0 (sign trick), scale, min. */
@@ -196,22 +219,15 @@ decode32(enum ggml_type wt, const uint8_t *b, __m256i *u, __m256i *sgn, __m256 *
         *m = f16_bcast(b + 2);
         *u = _mm256_or_si256(codes_nib32(b + 8), bits5_32(b + 4));
         break;
-    default: { /* Q8_0 */
-        __m256i q = load256(b + 2);
-#if KS_VNNI
-        *u = _mm256_xor_si256(q, _mm256_set1_epi8((char)0x80));  /* q + 128 as unsigned */
-        (void)sgn;
-#else
-        *u = _mm256_abs_epi8(q);
-        *sgn = q;
-#endif
+    default: /* Q8_0 */
+        codes_q8(load256(b + 2), u, sgn);
         break;
-    }
     }
 }
 
 /* The same for block b of a row of nb blocks in either layout: GGUF's blocks one after
- * another, or row-split (quant.h), where two blocks share 32 bytes of nibbles. */
+ * another, or row-split (quant.h), where two blocks share 32 bytes of nibbles (Q8_0: the
+ * codes of block b 32 bytes each after the scales). */
 KS_INLINE void
 decode32_at(enum ggml_type wt, const uint8_t *row, int nb, int b, __m256i *u, __m256i *sgn,
             __m256 *d, __m256 *m)
@@ -220,15 +236,18 @@ decode32_at(enum ggml_type wt, const uint8_t *row, int nb, int b, __m256i *u, __
         decode32(wt, row + (size_t)b * (size_t)blk32_bytes(wt), u, sgn, d, m);
         return;
     }
+    *d = f16_bcast(row + 2 * (size_t)b);
+    *m = _mm256_setzero_ps();
+    if (wt == KERN_TYPE_Q8_0_RS) {
+        codes_q8(load256(row + q_rs_qs_off(wt, nb) + 32 * (size_t)b), u, sgn);
+        return;
+    }
     __m256i v = load256(row + q_rs_qs_off(wt, nb) + 32 * (size_t)(b / 2));
     if (b & 1)
         v = _mm256_srli_epi16(v, 4);
     *u = _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
     if (wt == KERN_TYPE_Q5_0_RS)
         *u = _mm256_or_si256(*u, bits5_32(row + 2 * (size_t)nb + 4 * (size_t)b));
-    *d = f16_bcast(row + 2 * (size_t)b);
-    *m = _mm256_setzero_ps();
-    (void)sgn;
 }
 
 KS_INLINE void
@@ -271,7 +290,7 @@ tile32(enum ggml_type wt, const uint8_t *const *w, const uint8_t *const *pf,
 #pragma GCC unroll 8
             for (int r = 0; r < rm; r++) {
                 __m256i p;
-                if (wt == GGML_TYPE_Q8_0 && !KS_VNNI)
+                if (is_q8(wt) && !KS_VNNI)
                     p = dp_u8s8(base, u[r], _mm256_sign_epi8(xv, sg[r]));
                 else
                     p = dp_u8s8(base, u[r], xv);
@@ -499,11 +518,11 @@ gemv32_rows(enum ggml_type wt, int nt, int rr, const uint8_t *row, size_t rstep,
     rows_out(rr, nt, acc, out, ostep, ld);
 }
 
-/* gemv32_t over row-split rows (quant.h; Q4_0 and Q5_0 only): rr (at most KS_RS_RR) rows at
+/* gemv32_t over row-split rows (quant.h): rr (at most KS_RS_RR) rows at
  * rows[j], results at outs[j] (t * ld apart per token). Per row, first the products
  * d_w * d_x of all its blocks for every token (16 halves converted per instruction, into sc);
- * then two blocks per step from one 32-byte load of nibbles (VNNI: one 512-bit vpdpbusd for
- * both) and per block, row and token one multiply-add with its product broadcast from memory.
+ * then two blocks per step from one 32-byte load of nibbles (Q8_0: 64 bytes of codes; VNNI:
+ * one 512-bit vpdpbusd for both) and per block, row and token one multiply-add with its product broadcast from memory.
  * Each row keeps its own accumulator with gemv32_t's integer sums, products and multiply-adds
  * in block order, so results are bit for bit those of the GGUF rows. Why several rows per
  * pass: a row's multiply-adds form one dependency chain (two per pair of blocks, 4 cycles
@@ -555,6 +574,11 @@ rs_rows(enum ggml_type wt, int nt, int rr, const uint8_t *const *rows, int nb,
 #pragma GCC unroll 4
         for (int j = 0; j < rr; j++) {
             const uint8_t *rj = rows[j];
+            if (wt == KERN_TYPE_Q8_0_RS) {  /* two blocks' int8 codes, + 128 */
+                u[j] = _mm512_xor_si512(_mm512_loadu_si512(rj + qoff + 32 * b),
+                                        _mm512_set1_epi8((char)0x80));
+                continue;
+            }
             u[j] = _mm512_and_si512(
                 _mm512_srlv_epi64(_mm512_broadcast_i64x4(load256(rj + qoff + 16 * b)),
                                   _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4)),
@@ -580,10 +604,15 @@ rs_rows(enum ggml_type wt, int nt, int rr, const uint8_t *const *rows, int nb,
             }
         }
 #else
-        __m256i u0[RR], u1[RR];
+        __m256i u0[RR], u1[RR], s0[RR], s1[RR];  /* codes; Q8_0's raw values (sign trick) */
 #pragma GCC unroll 4
         for (int j = 0; j < rr; j++) {
             const uint8_t *rj = rows[j];
+            if (wt == KERN_TYPE_Q8_0_RS) {
+                codes_q8(load256(rj + qoff + 32 * b), &u0[j], &s0[j]);
+                codes_q8(load256(rj + qoff + 32 * b + 32), &u1[j], &s1[j]);
+                continue;
+            }
             __m256i v = load256(rj + qoff + 16 * b);
             u0[j] = _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
             u1[j] = _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0f));
@@ -600,9 +629,15 @@ rs_rows(enum ggml_type wt, int nt, int rr, const uint8_t *const *rows, int nb,
 #pragma GCC unroll 4
             for (int j = 0; j < rr; j++) {
                 const float *s = sc + (size_t)(j * nt + t) * nb + b;
-                __m256i p0 = dp_u8s8(base[i], u0[j], x0);
+                __m256i p0, p1;
+                if (wt == KERN_TYPE_Q8_0_RS) {  /* offset 0: the sign trick instead */
+                    p0 = dp_u8s8(_mm256_setzero_si256(), u0[j], _mm256_sign_epi8(x0, s0[j]));
+                    p1 = dp_u8s8(_mm256_setzero_si256(), u1[j], _mm256_sign_epi8(x1, s1[j]));
+                } else {
+                    p0 = dp_u8s8(base[i], u0[j], x0);
+                    p1 = dp_u8s8(base[i + 1], u1[j], x1);
+                }
                 acc[j][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_broadcast_ss(s), acc[j][t]);
-                __m256i p1 = dp_u8s8(base[i + 1], u1[j], x1);
                 acc[j][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_broadcast_ss(s + 1),
                                             acc[j][t]);
             }
@@ -643,6 +678,7 @@ rs_rows4(enum ggml_type wt, const uint8_t *row, size_t wrb, int nb, float *out, 
             scj[b] = f16(rd16(d + 2 * b)) * xd[b];
     }
     const uint8_t *q = row + q_rs_qs_off(wt, nb), *h = row + 2 * (size_t)nb;
+    const size_t qstep = wt == KERN_TYPE_Q8_0_RS ? 64 : 32;  /* code bytes of two blocks */
     const uint8_t *pf = row + KS_DEC_PF;  /* sweeps the four rows' bytes, as in rs_rows */
     const __m512i shift = _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4);
     const __m512i lo4 = _mm512_set1_epi8(0x0f), bit5 = _mm512_set1_epi8(0x10);
@@ -653,15 +689,23 @@ rs_rows4(enum ggml_type wt, const uint8_t *row, size_t wrb, int nb, float *out, 
         _mm_prefetch((const char *)pf + 4 * bpb, _MM_HINT_T0);
         _mm_prefetch((const char *)pf + 6 * bpb, _MM_HINT_T0);
         pf += 8 * bpb;
-        __m512i u0 = _mm512_broadcast_i64x4(load256(q));
-        __m512i u1 = _mm512_broadcast_i64x4(load256(q + s1));
-        __m512i u2 = _mm512_broadcast_i64x4(load256(q + s2));
-        __m512i u3 = _mm512_broadcast_i64x4(load256(q + s3));
-        q += 32;
-        u0 = _mm512_and_si512(_mm512_srlv_epi64(u0, shift), lo4);
-        u1 = _mm512_and_si512(_mm512_srlv_epi64(u1, shift), lo4);
-        u2 = _mm512_and_si512(_mm512_srlv_epi64(u2, shift), lo4);
-        u3 = _mm512_and_si512(_mm512_srlv_epi64(u3, shift), lo4);
+        __m512i u0, u1, u2, u3;
+        if (wt == KERN_TYPE_Q8_0_RS) {  /* int8 codes + 128 */
+            const __m512i f = _mm512_set1_epi8((char)0x80);
+            u0 = _mm512_xor_si512(_mm512_loadu_si512(q), f);
+            u1 = _mm512_xor_si512(_mm512_loadu_si512(q + s1), f);
+            u2 = _mm512_xor_si512(_mm512_loadu_si512(q + s2), f);
+            u3 = _mm512_xor_si512(_mm512_loadu_si512(q + s3), f);
+        } else {
+            u0 = _mm512_and_si512(_mm512_srlv_epi64(_mm512_broadcast_i64x4(load256(q)), shift), lo4);
+            u1 = _mm512_and_si512(_mm512_srlv_epi64(_mm512_broadcast_i64x4(load256(q + s1)), shift),
+                                  lo4);
+            u2 = _mm512_and_si512(_mm512_srlv_epi64(_mm512_broadcast_i64x4(load256(q + s2)), shift),
+                                  lo4);
+            u3 = _mm512_and_si512(_mm512_srlv_epi64(_mm512_broadcast_i64x4(load256(q + s3)), shift),
+                                  lo4);
+        }
+        q += qstep;
         if (wt == KERN_TYPE_Q5_0_RS) {  /* the fifth bits of both blocks as one mask per row */
             uint64_t h0, h1, h2, h3;
             memcpy(&h0, h, 8);
@@ -763,6 +807,9 @@ gemv32_n(enum ggml_type wt, int nt, const uint8_t *w, size_t wrb, int nb, int r0
         break;
     case KERN_TYPE_Q5_0_RS:
         gemv32_t(KERN_TYPE_Q5_0_RS, nt, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd, x32, sc);
+        break;
+    case KERN_TYPE_Q8_0_RS:
+        gemv32_t(KERN_TYPE_Q8_0_RS, nt, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd, x32, sc);
         break;
     case GGML_TYPE_Q4_0:
         gemv32_t(GGML_TYPE_Q4_0, nt, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd, x32, sc);
@@ -1252,6 +1299,7 @@ run_tile(enum ggml_type wt, const uint8_t *wbase, size_t wrb, int n, int r, int 
     case GGML_TYPE_Q8_0: tile32(GGML_TYPE_Q8_0, w, pf, x, n / 32, rm, rn, res); break;
     case KERN_TYPE_Q4_0_RS: tile32(KERN_TYPE_Q4_0_RS, w, pf, x, n / 32, rm, rn, res); break;
     case KERN_TYPE_Q5_0_RS: tile32(KERN_TYPE_Q5_0_RS, w, pf, x, n / 32, rm, rn, res); break;
+    case KERN_TYPE_Q8_0_RS: tile32(KERN_TYPE_Q8_0_RS, w, pf, x, n / 32, rm, rn, res); break;
 #if KS_VNNI
     case GGML_TYPE_Q4_K:
         if (rn == 1)
