@@ -403,7 +403,8 @@ row_split_matches_gguf_bit_for_bit(void **state)
 
     static const char *names[] = { "ref", "avx2", "avx512" };
     static const enum ggml_type base[] = { GGML_TYPE_Q4_0, GGML_TYPE_Q5_0, GGML_TYPE_Q8_0 };
-    static const int ns[] = { 64, 576, 2176 };
+    static const int ns[] = { 64, 576, 2176, 4096 };  /* decode: rs_rows4 up to 8 KiB per
+                                                       four rows, rs_rows beyond */
     static const int toks[] = { 1, 2, 5, 8, 17, 64 };
     enum { ROWS = 37, MAXT = 64 };
     uint64_t s = 5;

@@ -357,7 +357,7 @@ decode_logits_do_not_depend_on_threads(void **state)
     }
 }
 
-/* model_repack rewrites the Q4_0, Q5_0 and (short-row) Q8_0 matrices into the kernels' row-split layout, in
+/* model_repack rewrites the Q4_0, Q5_0 and Q8_0 matrices into the kernels' row-split layout, in
  * the huge-page copy and in a file mapping's (then copy-on-write) pages alike: each eligible
  * matrix is retyped, the file itself is untouched, and the logits of a prompt (tiled
  * prefill), a 3-token batch and decode steps are bit for bit those of the GGUF layout. */

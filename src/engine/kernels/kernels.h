@@ -66,15 +66,7 @@ int kern_check_row(enum ggml_type wt, int64_t n, struct al_err *e);
 enum ggml_type kern_rs_type(enum ggml_type t);
 
 /* Whether model load should repack matrices of GGUF type t with rows of n elements:
- * kern_rs_type(t) exists, n is a positive multiple of 64 (whole pairs of blocks), and for
- * Q8_0 four rows span at most KERN_RS_Q8_0_MAX_GROUP bytes. Why the limit: one-token decode
- * reads row-split rows four at a time, and its software prefetch sweeps their bytes in
- * order, which is ahead of all four only when they are short; TinyLlama-1.1B's 2048- and
- * 5632-element Q8_0 rows decoded no faster row-split (with the sweep or with a prefetch
- * stream per row) than in GGUF's layout two rows at a time, while the 576- and
- * 896-element ones of SmolLM2-135M and Qwen2.5-0.5B did (docs/engine.md). Q4_0 and Q5_0
- * rows are half as long per element and gained at every length measured. */
-#define KERN_RS_Q8_0_MAX_GROUP 8192
+ * kern_rs_type(t) exists and n is a positive multiple of 64 (whole pairs of blocks). */
 bool kern_rs_pays(enum ggml_type t, int64_t n);
 
 /* Rewrite one row of n elements of GGUF type t (kern_rs_type(t) != GGML_TYPE_COUNT, n a

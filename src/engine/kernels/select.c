@@ -140,9 +140,7 @@ kern_rs_type(enum ggml_type t)
 bool
 kern_rs_pays(enum ggml_type t, int64_t n)
 {
-    if (kern_rs_type(t) == GGML_TYPE_COUNT || n <= 0 || n % 64 != 0 || n > INT32_MAX)
-        return false;
-    return t != GGML_TYPE_Q8_0 || 4 * kern_row_bytes(t, n) <= KERN_RS_Q8_0_MAX_GROUP;
+    return kern_rs_type(t) != GGML_TYPE_COUNT && n > 0 && n % 64 == 0 && n <= INT32_MAX;
 }
 
 void

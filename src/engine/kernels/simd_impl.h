@@ -317,8 +317,8 @@ tile32(enum ggml_type wt, const uint8_t *const *w, const uint8_t *const *pf,
 #define KS_DEC_PF 8192     /* bytes ahead of the current block (measured: 4-8 KiB best) */
 #define KS_DEC_MAXB 1024   /* blocks whose offset terms fit the stack buffer (n <= 32768) */
 #define KS_SMALL_BATCH 6   /* fewer tokens than this run row by row, not in tiles */
-#define KS_RS_RR (KS_VNNI ? 4 : 2)  /* row-split rows per pass for one token (rs_rows4 with
-                                       VNNI, rs_rows otherwise) */
+#define KS_RS_RR (KS_VNNI ? 4 : 2)  /* most row-split rows per pass for one token (rs_rows4
+                                       with VNNI, rs_rows two) */
 
 /* A range's first KS_DEC_PF bytes, which the running prefetch never covers, are requested
  * all at once: otherwise each chunk of rows starts with a string of demand misses while
@@ -531,14 +531,15 @@ gemv32_rows(enum ggml_type wt, int nt, int rr, const uint8_t *row, size_t rstep,
  * activation loads. Streaming 4096-element Q5_0 rows from memory on one Zen 5 core: 18-21
  * GB/s one row at a time, 22-26 two (TinyLlama-1.1B Q4_0 tg64 54.6 -> 71.4 tok/s); four
  * (512-bit tables only: the 256-bit one has 16 vector registers) on 576-element rows in L2:
- * 13.0 -> 11.6 ns per row, since done by rs_rows4 below (10.2 ns), so with VNNI this loop
- * runs one row per pass, for batches of tokens. sc holds rr * nt * nb floats. */
+ * 13.0 -> 11.6 ns per row, since done by rs_rows4 below (10.2 ns). With VNNI this loop runs
+ * one token's rows two at a time only where rs_rows4 streams worse (see gemv32_t), and one
+ * row per pass for batches of tokens. sc holds rr * nt * nb floats. */
 KS_INLINE void
 rs_rows(enum ggml_type wt, int nt, int rr, const uint8_t *const *rows, int nb,
         const uint8_t *x, size_t xrb, float *const *outs, size_t ld, const __m256i *base,
         const float *xd, const uint8_t *x32, float *sc)
 {
-    enum { TMAX = KS_SMALL_BATCH - 1, RR = KS_VNNI ? 1 : KS_RS_RR };  /* VNNI: rs_rows4 */
+    enum { TMAX = KS_SMALL_BATCH - 1, RR = 2 };
     const uint8_t *row = rows[0];
     const size_t qoff = q_rs_qs_off(wt, nb), hoff = 2 * (size_t)nb;
     const size_t bpb = (size_t)blk32_bytes(wt);  /* the prefetch sweeps the rows' bytes evenly */
@@ -745,9 +746,15 @@ rs_rows4(enum ggml_type wt, const uint8_t *row, size_t wrb, int nb, float *out, 
 /* nt activation rows (x, xrb bytes apart) against rows [r0, r1), in either layout: each
  * weight block is decoded once for all tokens, and per token the operations are exactly the
  * single-token ones, so a token gets the same bits in any batch. One token goes two rows per
- * pass, or KS_RS_RR row-split ones (independent multiply-add chains; a short last group
- * repeats its last row, computed again into the same output, or with VNNI overlaps the group
- * before, as rs_rows4 takes four rows by stride); several tokens already give
+ * pass (independent multiply-add chains; a short last group repeats its last row, computed
+ * again into the same output), with VNNI four for row-split rows while four rows span at most
+ * KS_DEC_PF bytes (rs_rows4, a short last group overlapping the one before). Why not longer
+ * ones: rs_rows4's prefetch sweeps the four rows' bytes in order, which runs a group ahead
+ * only while they are that short, and four streams per core (a prefetch stream per row
+ * instead) read no better than two. One token in one process, the same bytes decoded both
+ * ways alternately: TinyLlama-1.1B Q4_0 (5632-element rows) x1.03-1.04 two rows against
+ * four, its Q8_0 (2048, 5632) x0.91-0.94 four row-split rows against two GGUF ones, x0.99-1.05
+ * (median 1.03 of eight) two row-split rows. Several tokens already give
  * each row one chain per token and go row by row, which also keeps the number of loop bodies
  * the compiler emits in check. base and xd hold nt * nb entries, sc (row-split only)
  * KS_RS_RR * nt * nb. */
@@ -760,7 +767,7 @@ gemv32_t(enum ggml_type wt, int nt, const uint8_t *w, size_t wrb, int nb, int r0
     ks_prefetch_head(w + (size_t)r0 * wrb, (size_t)(r1 - r0) * wrb);
     if (q_is_rs(wt)) {
 #if KS_VNNI
-        if (nt == 1) {
+        if (nt == 1 && 4 * wrb <= KS_DEC_PF) {
             if (r1 - r0 < 4) {  /* each row alone, computed four times into one place */
                 for (int r = r0; r < r1; r++)
                     rs_rows4(wt, w + (size_t)r * wrb, 0, nb, out + r, 0, base, xd, x32, sc);
@@ -773,11 +780,11 @@ gemv32_t(enum ggml_type wt, int nt, const uint8_t *w, size_t wrb, int nb, int r0
             return;
         }
 #endif
-        const int rr = nt == 1 && !KS_VNNI ? KS_RS_RR : 1;
+        const int rr = nt == 1 ? 2 : 1;
         for (int r = r0; r < r1; r += rr) {
-            const uint8_t *rows[KS_RS_RR];
-            float *outs[KS_RS_RR];
-#pragma GCC unroll 4
+            const uint8_t *rows[2];
+            float *outs[2];
+#pragma GCC unroll 2
             for (int j = 0; j < rr; j++) {
                 int rj = r + j < r1 ? r + j : r1 - 1;  /* past the end: the last row again */
                 rows[j] = w + (size_t)rj * wrb;
