@@ -40,6 +40,18 @@ tol_for(enum ggml_type t)
     }
 }
 
+/* A type's name in failure messages, the row-split layouts included. */
+static const char *
+type_name(enum ggml_type t)
+{
+    switch (t) {
+    case KERN_TYPE_Q4_0_RS: return "Q4_0 row-split";
+    case KERN_TYPE_Q5_0_RS: return "Q5_0 row-split";
+    case KERN_TYPE_Q8_0_RS: return "Q8_0 row-split";
+    default: return ggml_type_name(t);
+    }
+}
+
 static uint64_t
 rng_next(uint64_t *s)
 {
@@ -187,7 +199,7 @@ check_gemm(const struct kern *k, enum ggml_type wt, int n, int rows, int r0, int
         k->quantize_row(at, x + (size_t)t * n, xq2 + t * xrow, n);
     }
     if (memcmp(xq, xq2, xrow * n_tok) != 0)
-        fail_msg("%s: quantize_row to %s differs from ref (n %d)", k->name, ggml_type_name(at), n);
+        fail_msg("%s: quantize_row to %s differs from ref (n %d)", k->name, type_name(at), n);
     for (int i = 0; i < rows * n_tok; i++)
         o1[i] = -12345.0f;
     ref->gemm(wt, w, wrow, n, r0, r1, xq, n_tok, o1, rows);
@@ -203,7 +215,7 @@ check_gemm(const struct kern *k, enum ggml_type wt, int n, int rows, int r0, int
                 if (r < r0 || r >= r1) {
                     if (a != -12345.0f || b != -12345.0f)
                         fail_msg("%s %s %s: wrote outside rows [%d,%d): row %d", k->name, vname,
-                                 ggml_type_name(wt), r0, r1, r);
+                                 type_name(wt), r0, r1, r);
                     continue;
                 }
                 ref->dequantize_row(wt, w + r * wrow, wd, n);
@@ -218,10 +230,10 @@ check_gemm(const struct kern *k, enum ggml_type wt, int n, int rows, int r0, int
                 double tol_exact = at == GGML_TYPE_Q8_1 ? 2e-3 : 1e-5;
                 if (!(fabs(exact - a) <= tol_exact * mag + 1e-30))
                     fail_msg("ref %s n %d row %d tok %d: %.9g vs dequantized dot %.9g (mag %g)",
-                             ggml_type_name(wt), n, r, t, a, exact, mag);
+                             type_name(wt), n, r, t, a, exact, mag);
                 if (!(fabs((double)a - b) <= tol_for(wt) * mag + 1e-30))
                     fail_msg("%s %s %s n %d rows [%d,%d) n_tok %d: row %d tok %d: %.9g vs ref "
-                             "%.9g (mag %g)", k->name, vname, ggml_type_name(wt), n, r0, r1,
+                             "%.9g (mag %g)", k->name, vname, type_name(wt), n, r0, r1,
                              n_tok, r, t, b, a, mag);
             }
         }
@@ -305,7 +317,7 @@ small_batch_equals_single_tokens(void **state)
                     k->gemm(wt, w, wrow, n, 3, ROWS - 2, xq + t * xrow, 1, o1, ROWS);
                     if (memcmp(o1 + 3, ob + (size_t)t * ROWS + 3, sizeof(float) * (ROWS - 5)) != 0)
                         fail_msg("%s %s: token %d of a batch of %d differs from it alone", k->name,
-                                 ggml_type_name(wt), t, nt);
+                                 type_name(wt), t, nt);
                 }
             }
             free(w);
@@ -358,7 +370,7 @@ decode_32_blocks_same_bits_in_simd_tables(void **state)
                     b->gemm(wt, w, wrow, n, ranges[ri][0], ranges[ri][1], xq, nt, ob, ROWS);
                     if (memcmp(oa, ob, sizeof(float) * ROWS * (size_t)nt) != 0)
                         fail_msg("%s n %d, %d tokens, rows %d-%d: avx2 and avx512 decode differ",
-                                 ggml_type_name(wt), n, nt, ranges[ri][0], ranges[ri][1]);
+                                 type_name(wt), n, nt, ranges[ri][0], ranges[ri][1]);
                 }
             free(w);
             free(xq);
@@ -459,7 +471,7 @@ row_split_matches_gguf_bit_for_bit(void **state)
                             if (memcmp(og, or, sizeof(float) * ROWS * (size_t)nt) != 0)
                                 fail_msg("%s %s %s n %d, %d tokens, rows [%d, %d): row-split "
                                          "differs from GGUF", k->name,
-                                         variant ? "gemm_tiled" : "gemm", ggml_type_name(gt), n,
+                                         variant ? "gemm_tiled" : "gemm", type_name(gt), n,
                                          nt, r0, r1);
                         }
                     }
@@ -1066,7 +1078,7 @@ real_files_dequantize_and_gemm(void **state)
             }
             if (!(rel <= lim))
                 fail_msg("%s %s (%s): dequantized vs f16 relative RMS error %.4f > %.2f", files[fi],
-                         name, ggml_type_name(t->type), rel, lim);
+                         name, type_name(t->type), rel, lim);
             /* gemm of the first rows against 3 tokens of the f16 rows as activations */
             enum ggml_type at = kern_act_type(t->type);
             size_t xrb = kern_row_bytes(at, n);
