@@ -649,7 +649,8 @@ model_repack(struct model *m)
     int k = 0;  /* keep the eligible ones */
     for (int i = 0; i < n; i++) {
         struct model_tensor *t = ts[i];
-        if (!t->data || !kern_rs_pays(t->type, t->ne0) || t->ne1 < 1)
+        if (!t->data || kern_rs_type(t->type) == GGML_TYPE_COUNT || t->ne0 % 64 != 0 ||
+            t->ne0 > INT32_MAX || t->ne1 < 1)
             continue;
         if (t == &m->output && m->output.data == m->token_embd.data)
             continue;  /* tied: the same bytes as token_embd, retyped with it below */

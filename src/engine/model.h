@@ -117,13 +117,12 @@ enum model_residency {
  * says which happened. Results never depend on it. */
 enum model_residency model_load_weights(struct model *m, bool copy, model_progress_fn fn,
                                         void *ud);
-/* Rewrite the Q4_0, Q5_0 and Q8_0 weight matrices that kern_rs_pays accepts (rows of a
- * multiple of 64 elements) in place into the kernels' row-split layout (engine/kernels/
- * quant.h: the same bytes per row grouped by kind, which decode reads faster) and retype
- * their views; outputs stay bit for bit the
- * same. Call after model_load_weights and after anything that must see the file's own bytes
- * (the server hashes them first): the private copy, or the file mapping's pages, which become
- * copy-on-write private ones. Does nothing for a model parsed from memory; skip it to keep a
+/* Rewrite the Q4_0, Q5_0 and Q8_0 weight matrices (rows of a multiple of 64 elements) in
+ * place into the kernels' row-split layout (engine/kernels/quant.h: the same bytes per row
+ * grouped by kind, which decode reads faster) and retype their views; outputs stay bit for
+ * bit the same. Call after model_load_weights and after anything that must see the file's
+ * own bytes (the server hashes them first): the private copy, or the file mapping's pages,
+ * which become copy-on-write private ones. Does nothing for a model parsed from memory; skip it to keep a
  * shared --mmap mapping. Best effort: a matrix it cannot write keeps its GGUF layout. Returns
  * the number of matrices rewritten. */
 int model_repack(struct model *m);

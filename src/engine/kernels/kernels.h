@@ -65,10 +65,6 @@ int kern_check_row(enum ggml_type wt, int64_t n, struct al_err *e);
  * results bit for bit those of the GGUF rows they were packed from. */
 enum ggml_type kern_rs_type(enum ggml_type t);
 
-/* Whether model load should repack matrices of GGUF type t with rows of n elements:
- * kern_rs_type(t) exists and n is a positive multiple of 64 (whole pairs of blocks). */
-bool kern_rs_pays(enum ggml_type t, int64_t n);
-
 /* Rewrite one row of n elements of GGUF type t (kern_rs_type(t) != GGML_TYPE_COUNT, n a
  * positive multiple of 64) from src into dst, kern_row_bytes(t, n) bytes each, not
  * overlapping. */

@@ -137,12 +137,6 @@ kern_rs_type(enum ggml_type t)
                                : GGML_TYPE_COUNT;
 }
 
-bool
-kern_rs_pays(enum ggml_type t, int64_t n)
-{
-    return kern_rs_type(t) != GGML_TYPE_COUNT && n > 0 && n % 64 == 0 && n <= INT32_MAX;
-}
-
 void
 kern_rs_pack_row(enum ggml_type t, const void *src, void *dst, int n)
 {

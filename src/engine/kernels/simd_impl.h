@@ -518,11 +518,11 @@ gemv32_rows(enum ggml_type wt, int nt, int rr, const uint8_t *row, size_t rstep,
     rows_out(rr, nt, acc, out, ostep, ld);
 }
 
-/* gemv32_t over row-split rows (quant.h): rr (at most KS_RS_RR) rows at
- * rows[j], results at outs[j] (t * ld apart per token). Per row, first the products
- * d_w * d_x of all its blocks for every token (16 halves converted per instruction, into sc);
- * then two blocks per step from one 32-byte load of nibbles (Q8_0: 64 bytes of codes; VNNI:
- * one 512-bit vpdpbusd for both) and per block, row and token one multiply-add with its product broadcast from memory.
+/* gemv32_t over row-split rows (quant.h): rr (1 or 2) rows at rows[j], results at outs[j]
+ * (t * ld apart per token). Per row, first the products d_w * d_x of all its blocks for
+ * every token (16 halves converted per instruction, into sc); then two blocks per step from
+ * one 32-byte load of nibbles (Q8_0: 64 bytes of codes; VNNI: one 512-bit vpdpbusd for both)
+ * and per block, row and token one multiply-add with its product broadcast from memory.
  * Each row keeps its own accumulator with gemv32_t's integer sums, products and multiply-adds
  * in block order, so results are bit for bit those of the GGUF rows. Why several rows per
  * pass: a row's multiply-adds form one dependency chain (two per pair of blocks, 4 cycles
