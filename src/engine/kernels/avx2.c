@@ -1,5 +1,6 @@
 /* avx2.c -- the avx2 kernel table: AVX2 + FMA + F16C, integer dots with maddubs/madd,
- * 3x4 (32-blocks, floats) and 2x8 (K-quants) prefill tiles, 4-row decode tiles.
+ * 3x4 (32-blocks, floats) and 2x8 (K-quants) prefill tiles, decode row by row (two 32-block rows
+ * per pass; K-quant rows one at a time; float rows in 4-row tiles).
  * Built with ISA flags (the Makefile gives them by file name, to this file and its sibling
  * only); select.c calls into this table only after CPUID + XGETBV confirm the features.
  * The implementation is shared with the other SIMD table in simd_impl.h; ref.c is the
