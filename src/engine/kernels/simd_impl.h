@@ -316,7 +316,13 @@ tile32(enum ggml_type wt, const uint8_t *const *w, const uint8_t *const *pf,
  * on the activations only and are computed once per token for all rows. */
 #define KS_DEC_PF 8192     /* bytes ahead of the current block (measured: 4-8 KiB best) */
 #define KS_DEC_MAXB 1024   /* blocks whose offset terms fit the stack buffer (n <= 32768) */
-#define KS_SMALL_BATCH 6   /* fewer tokens than this run row by row, not in tiles */
+/* Fewer tokens than this run row by row, not in tiles. The AVX2 table has no packed-panel
+ * gemm, and its 3x4 tiles read three rows interleaved: on a Zen 3 host `bench/server.sh` at 8
+ * clients (batches of up to 8 tokens) gave 191 tok/s with tiles from 6 tokens and 249 with
+ * batches up to 8 row by row. K-quant rows keep the tiles from 6 tokens (their 2x8 tile
+ * takes 8 tokens at once). */
+#define KS_SMALL_BATCH (KS_VNNI ? 6 : 9)
+#define KS_SMALL_BATCH_K 6
 #define KS_RS_RR (KS_VNNI ? 4 : 2)  /* most row-split rows per pass for one token (rs_rows4
                                        with VNNI, rs_rows two) */
 
@@ -853,6 +859,11 @@ gemv32(enum ggml_type wt, int nt, const uint8_t *w, size_t wrb, int nb, int r0, 
     case 3: gemv32_n(wt, 3, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd, x32, sc); break;
     case 4: gemv32_n(wt, 4, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd, x32, sc); break;
     case 5: gemv32_n(wt, 5, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd, x32, sc); break;
+#if !KS_VNNI
+    case 6: gemv32_n(wt, 6, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd, x32, sc); break;
+    case 7: gemv32_n(wt, 7, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd, x32, sc); break;
+    case 8: gemv32_n(wt, 8, w, wrb, nb, r0, r1, x, xrb, out, ld, base, xd, x32, sc); break;
+#endif
     default: break;
     }
 }
@@ -1398,7 +1409,7 @@ simd_gemm(enum ggml_type wt, const void *w, size_t w_row_bytes, int n, int r0, i
         gemv32(wt, n_tok, w, w_row_bytes, n / 32, r0, r1, xq, xrb, out, (size_t)ld_out);
         return;
     }
-    if (full == 0 || ((linear || lineark) && n_tok < KS_SMALL_BATCH)) {
+    if (full == 0 || (linear && n_tok < KS_SMALL_BATCH) || (lineark && n_tok < KS_SMALL_BATCH_K)) {
         int step = n_tok == 1 ? r1 - r0 : KS_ROW_CHUNK;
         for (int rc = r0; rc < r1; rc += step) {
             int rc1 = rc + step < r1 ? rc + step : r1;
