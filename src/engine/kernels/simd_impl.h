@@ -1418,7 +1418,6 @@ simd_gemm(enum ggml_type wt, const void *w, size_t w_row_bytes, int n, int r0, i
 #endif
     int full = n_tok / rn * rn;  /* tokens in whole prefill tiles; the rest go one by one */
     bool linear = is_blk32(wt) && n / 32 <= KS_DEC_MAXB;
-    bool lineark = kq;
     /* A few tokens (decode of a few sequences at once) go row by row too: the tiles' four
      * interleaved rows streamed at a quarter to a half of the bandwidth here. Rows are taken
      * KS_ROW_CHUNK at a time so that every token after the first finds them in L2. */
@@ -1427,7 +1426,7 @@ simd_gemm(enum ggml_type wt, const void *w, size_t w_row_bytes, int n, int r0, i
         gemv32(wt, n_tok, w, w_row_bytes, n / 32, r0, r1, xq, xrb, out, (size_t)ld_out);
         return;
     }
-    if (full == 0 || (linear && n_tok < KS_SMALL_BATCH) || (lineark && n_tok < KS_SMALL_BATCH_K)) {
+    if (full == 0 || (linear && n_tok < KS_SMALL_BATCH) || (kq && n_tok < KS_SMALL_BATCH_K)) {
         int step = n_tok == 1 ? r1 - r0 : KS_ROW_CHUNK;
         for (int rc = r0; rc < r1; rc += step) {
             int rc1 = rc + step < r1 ? rc + step : r1;
