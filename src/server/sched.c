@@ -511,6 +511,48 @@ prefill_order(const struct sched *s, int *order)
 #define PREFILL_STEP_MIN 128
 #define PREFILL_OLDEST_SHARE 32
 
+/* Where prefill is slow against a pass over the weights, 128 is too many: on a Zen 3 host
+ * (AVX2) with SmolLM2-135M a step without prompt tokens costs what ~5 prompt tokens do, not
+ * 20-40, so filling a step to 128 tokens made every prompt in it wait ~350 ms for the others.
+ * The scheduler therefore measures both costs as it runs (moving averages over steps: those
+ * without prompt tokens give the step's cost, those with at least PREFILL_STEP_FLOOR the
+ * per-token cost on top) and fills a step only to PREFILL_STEP_WORTH times what its fixed
+ * part is worth in prompt tokens, between PREFILL_STEP_FLOOR and PREFILL_STEP_MIN; until both
+ * are measured, PREFILL_STEP_MIN. */
+#define PREFILL_STEP_FLOOR 16
+#define PREFILL_STEP_WORTH 4
+#define COST_AVG_WEIGHT 0.125  /* of the newest step in the moving averages */
+
+int
+sched_prefill_step_min(double cost_step, double cost_token)
+{
+    if (!(cost_step > 0) || !(cost_token > 0))
+        return PREFILL_STEP_MIN;
+    double worth = PREFILL_STEP_WORTH * cost_step / cost_token;
+    if (worth >= PREFILL_STEP_MIN)
+        return PREFILL_STEP_MIN;
+    return worth <= PREFILL_STEP_FLOOR ? PREFILL_STEP_FLOOR : (int)worth;
+}
+
+static void
+cost_avg(double *avg, double x)
+{
+    *avg = *avg > 0 ? *avg + COST_AVG_WEIGHT * (x - *avg) : x;
+}
+
+/* A step of n_prompt prompt tokens (and any number of generating slots' tokens) took dt. */
+static void
+learn_step_cost(struct sched *s, int n_prompt, double dt)
+{
+    if (n_prompt == 0) {
+        cost_avg(&s->cost_step, dt);
+        return;
+    }
+    if (s->cost_step <= 0 || n_prompt < PREFILL_STEP_FLOOR || dt <= s->cost_step)
+        return;  /* small chunks: the per-token part is lost in the step's own jitter */
+    cost_avg(&s->cost_token, (dt - s->cost_step) / n_prompt);
+}
+
 static int
 build_batch(struct sched *s)
 {
@@ -551,7 +593,8 @@ build_batch(struct sched *s)
         if (share > want)
             share = want;
     }
-    int budget = (first > PREFILL_STEP_MIN ? first : PREFILL_STEP_MIN) + share;
+    int step_min = sched_prefill_step_min(s->cost_step, s->cost_token);
+    int budget = (first > step_min ? first : step_min) + share;
     if (budget > room)
         budget = room;
     int left = budget - share;
@@ -596,6 +639,10 @@ step(struct sched *s)
     uint64_t prompt_toks = 0;
     for (int i = 0; i < n; i++)
         prompt_toks += s->b_logits[i] ? 0 : 1;
+    int n_gen = 0;  /* the generating slots' tokens lead the batch; the rest are prompt */
+    for (int i = 0; i < s->n_slots; i++)
+        n_gen += s->slots[i].state == SLOT_GEN;
+    double t0 = now_s();
     if (engine_decode(s->en, &b, s->logits, &e) < 0) {
         for (int i = 0; i < s->n_slots; i++) {
             struct sched_slot *sl = &s->slots[i];
@@ -607,6 +654,7 @@ step(struct sched *s)
         }
         return;
     }
+    learn_step_cost(s, n - n_gen, now_s() - t0);
     int n_vocab = s->n_vocab;
     uint64_t generated = 0;
     for (int i = 0; i < s->n_slots; i++) {

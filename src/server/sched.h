@@ -152,6 +152,9 @@ struct sched {
     int32_t *b_tok, *b_pos, *b_seq; /* owned batch arrays, n_batch entries */
     int8_t *b_logits;
     int *order;               /* owned, n_slots: prefill order scratch (scheduler thread) */
+    double cost_step;         /* scheduler thread: moving average of a step's seconds without
+                               * prompt tokens; 0 until measured */
+    double cost_token;        /* the same of each prompt token on top; 0 until measured */
 };
 
 int sched_start(struct sched *s, struct engine *en, const struct tokenizer *tok, int n_slots,
@@ -166,5 +169,8 @@ int sched_submit(struct sched *s, struct sched_job *job, struct al_err *e);
 void sched_get_stats(struct sched *s, struct sched_stats *out);
 int sched_n_ctx(const struct sched *s);
 int sched_dim(const struct sched *s); /* floats in one embedding: the model's width */
+/* Prompt tokens a step is filled up to, given the measured seconds of a step without prompt
+ * tokens and of each prompt token (<= 0: not measured yet). Exposed for tests. */
+int sched_prefill_step_min(double cost_step, double cost_token);
 
 #endif

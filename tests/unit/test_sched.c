@@ -419,10 +419,25 @@ short_prompt_overtakes_a_long_one(void **state)
     waiter_free(sh);
 }
 
+/* The step size follows the measured costs: four times what a step's fixed part is worth in
+ * prompt tokens, within 16..128, and 128 until both costs are known. */
+static void
+prefill_step_follows_measured_costs(void **state)
+{
+    (void)state;
+    assert_int_equal(sched_prefill_step_min(0, 0), 128);
+    assert_int_equal(sched_prefill_step_min(0.025, 0), 128);
+    assert_int_equal(sched_prefill_step_min(0, 0.002), 128);
+    assert_int_equal(sched_prefill_step_min(0.025, 0.0025), 40);   /* slow prefill (AVX2) */
+    assert_int_equal(sched_prefill_step_min(0.005, 0.0001), 128);  /* fast prefill: capped */
+    assert_int_equal(sched_prefill_step_min(0.001, 0.002), 16);    /* floor */
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(prefill_step_follows_measured_costs),
         cmocka_unit_test_setup_teardown(embedding_between_decode_steps_matches_alone, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(embedding_takes_the_slot_worth_least, setup, teardown),
