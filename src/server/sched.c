@@ -512,8 +512,9 @@ prefill_order(const struct sched *s, int *order)
 #define PREFILL_OLDEST_SHARE 32
 
 /* Where prefill is slow against a pass over the weights, 128 is too many: on a Zen 3 host
- * (AVX2) with SmolLM2-135M a step without prompt tokens costs what ~5 prompt tokens do, not
- * 20-40, so filling a step to 128 tokens made every prompt in it wait ~350 ms for the others.
+ * (AVX2) with SmolLM2-135M a step of 8 generating slots and no prompt tokens costs 25-33 ms,
+ * what ~10 prompt tokens do (2.1-2.7 ms each), not 20-40, so filling a step to 128 tokens made
+ * every prompt in it wait ~350 ms for the others.
  * The scheduler therefore measures both costs as it runs (moving averages over steps: those
  * without prompt tokens give the step's cost, those with at least PREFILL_STEP_FLOOR the
  * per-token cost on top) and fills a step only to PREFILL_STEP_WORTH times what its fixed

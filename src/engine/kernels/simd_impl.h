@@ -578,8 +578,8 @@ rs_rows(enum ggml_type wt, int nt, int rr, const uint8_t *const *rows, int nb,
             acc[j][t] = _mm256_setzero_ps();
         }
     for (int b = 0; b < nb; b += 2) {
-        /* a line at a time: one request per row and step, 2 * bpb apart, skipped every
-         * 17th line of Q8_0 rows (68 bytes), each then a demand miss */
+        /* every line of the step's bytes; one request per row and step (2 * bpb apart)
+         * skipped every 17th line of Q8_0 rows (68 bytes), each then a demand miss */
         for (int o = 0; o < 2 * rr * (int)bpb; o += 64)
             _mm_prefetch((const char *)row + (size_t)rr * b * bpb + o + KS_DEC_PF, _MM_HINT_T0);
 #if KS_VNNI
